@@ -1,0 +1,206 @@
+"""Run configuration: a YAML file plus `-o section.key=value` overrides, typed once at the edge.
+
+Every key has a default here, next to a comment that says what it does, so a config file only
+states what differs. An unknown key, a value of the wrong type or out of range is a `UserError`
+that names the key and where it came from (the file or the `-o` argument).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mnist_paddle.errors import UserError
+from mnist_paddle.fileio import write_text
+
+
+@dataclass
+class ModelConfig:
+    name: str = (
+        ""  # a registered model (mnist_paddle.models); fine-tuning defaults to the checkpoint's
+    )
+    args: dict = field(default_factory=dict)  # extra constructor arguments, e.g. {hidden_size: 64}
+
+
+@dataclass
+class DataConfig:
+    root: str = (
+        "data/mnist"  # folder with the four IDX .gz files; if it is missing, Paddle downloads
+    )
+    mean: float = 127.5  # Normalize: (pixel - mean) / std maps 0..255 onto -1..1
+    std: float = 127.5
+    train_limit: int = 0  # train on the first N training images only (0: all 60,000)
+    test_limit: int = 0  # evaluate on the first N test images only (0: all 10,000)
+    num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 5
+    batch_size: int = 64
+    lr: float = 0.001  # Adam's learning rate
+    seed: int = 2024  # seeds Paddle's and NumPy's generators (weight init, shuffling)
+    device: str = "auto"  # auto (GPU when Paddle has CUDA and sees one), cpu or gpu
+    log_freq: int = 100  # steps between progress-bar updates
+    verbose: int = 1  # hapi's progress output: 0 none, 1 progress bar, 2 one line per update
+    init_from: str = ""  # checkpoint to start from, e.g. output/lenet/final (fine-tuning)
+
+
+@dataclass
+class Config:
+    run_name: str = "lenet"  # the run writes into <output_dir>/<run_name>/
+    output_dir: str = "output"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.run_name
+
+
+DEVICES = ("auto", "cpu", "gpu")
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
+    """Read `path`, apply `key.sub=value` overrides (values parsed as YAML), check every value."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a mapping of config keys, got {type(raw).__name__}")
+
+    sources: dict[str, str] = {}  # dotted key -> the -o argument that set it
+    for item in overrides:
+        key, value = _parse_override(item)
+        _set_dotted(raw, key, value, item)
+        sources[key] = f"-o {item}"
+
+    cfg = _build(Config, raw, "", lambda key: sources.get(key, str(path)))
+    _check_ranges(cfg, lambda key: sources.get(key, str(path)))
+    return cfg
+
+
+def config_from_dict(raw: dict, source: str = "config") -> Config:
+    """Build a checked `Config` from a plain dict (e.g. one saved beside a checkpoint)."""
+    cfg = _build(Config, raw, "", lambda key: source)
+    _check_ranges(cfg, lambda key: source)
+    return cfg
+
+
+def to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    key, sep, text = item.partition("=")
+    if not sep or not key:
+        raise UserError(f"-o {item}: expected key.sub=value, e.g. -o train.epochs=3")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text  # not YAML: take it as a plain string, the type check decides
+    return key.strip(), value
+
+
+def _set_dotted(raw: dict, key: str, value: Any, item: str) -> None:
+    """Set raw[a][b] = value for key 'a.b', refusing keys the schema does not have."""
+    parts = key.split(".")
+    schema: Any = Config
+    node = raw
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        if schema is not dict:  # dict: a free-form mapping (model.args), any key below
+            if not dataclasses.is_dataclass(schema):
+                raise UserError(f"-o {item}: '{'.'.join(parts[:depth])}' is not a section")
+            hints = typing.get_type_hints(schema)
+            if part not in hints:
+                prefix = ".".join(parts[:depth])
+                raise UserError(f"-o {item}: unknown key '{key}'{_valid_keys(schema, prefix)}")
+            schema = hints[part]
+        if last:
+            node[part] = value
+        else:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(f"-o {item}: '{'.'.join(parts[: depth + 1])}' is not a section")
+
+
+def _valid_keys(schema: type, prefix: str) -> str:
+    names = ", ".join(f.name for f in dataclasses.fields(schema))
+    return f" (valid keys{' in ' + prefix if prefix else ''}: {names})"
+
+
+def _build(schema: type, raw: dict, prefix: str, source_of) -> Any:
+    hints = typing.get_type_hints(schema)
+    values = {}
+    for name, value in raw.items():
+        key = f"{prefix}{name}"
+        if name not in hints:
+            section = prefix.rstrip(".")
+            raise UserError(f"{source_of(key)}: unknown key '{key}'{_valid_keys(schema, section)}")
+        values[name] = _typed(value, hints[name], key, source_of)
+    return schema(**values)
+
+
+def _typed(value: Any, tp: Any, key: str, source_of) -> Any:
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise UserError(f"{source_of(key)}: '{key}' must be a section of keys, got {value!r}")
+        return _build(tp, value, key + ".", source_of)
+    if tp is float and isinstance(value, str):
+        try:  # YAML 1.1 reads 1e-4 (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+        dict: isinstance(value, dict),
+    }[tp]
+    if not ok:
+        kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+        want = kind.get(tp, "a mapping")
+        raise UserError(f"{source_of(key)}: '{key}' must be {want}, got {value!r}")
+    return float(value) if tp is float else value
+
+
+def _check_ranges(cfg: Config, source_of) -> None:
+    checks = [
+        ("run_name", cfg.run_name and "/" not in cfg.run_name, "a non-empty name without '/'"),
+        ("data.std", cfg.data.std > 0, "> 0"),
+        ("data.train_limit", cfg.data.train_limit >= 0, ">= 0 (0: all images)"),
+        ("data.test_limit", cfg.data.test_limit >= 0, ">= 0 (0: all images)"),
+        ("data.num_workers", cfg.data.num_workers >= 0, ">= 0"),
+        ("train.epochs", cfg.train.epochs >= 1, ">= 1"),
+        ("train.batch_size", cfg.train.batch_size >= 1, ">= 1"),
+        ("train.lr", cfg.train.lr > 0, "> 0"),
+        ("train.device", cfg.train.device in DEVICES, "one of " + ", ".join(DEVICES)),
+        ("train.log_freq", cfg.train.log_freq >= 1, ">= 1"),
+        ("train.verbose", cfg.train.verbose in (0, 1, 2), "0, 1 or 2"),
+    ]
+    for key, ok, want in checks:
+        if not ok:
+            value = cfg
+            for part in key.split("."):
+                value = getattr(value, part)
+            raise UserError(f"{source_of(key)}: '{key}' must be {want}, got {value!r}")

@@ -1,0 +1,111 @@
+"""MNIST through `paddle.vision.datasets.MNIST`, from the project's IDX files when they are there.
+
+`data/mnist/` holds a copy of the four IDX files so that everything runs offline; each file is
+checked against MNIST's published MD5 (of the uncompressed content, so any gzip of it is fine).
+When the folder does not exist, Paddle downloads MNIST into its own cache.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import zlib
+from pathlib import Path
+
+import paddle
+import paddle.vision.transforms as T
+from paddle.io import Dataset, Subset
+from paddle.vision.datasets import MNIST
+
+from mnist_paddle.config import DataConfig
+from mnist_paddle.errors import UserError
+
+SPLITS = ("train", "test")
+
+# split -> (images file, labels file)
+FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+# MD5 of each file's uncompressed content, as published with MNIST.
+CONTENT_MD5 = {
+    "train-images-idx3-ubyte.gz": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte.gz": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte.gz": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte.gz": "27ae3e4e09519cfbb04c329615203637",
+}
+
+IMAGE_SHAPE = (1, 28, 28)  # (C, H, W) of one MNIST image
+NUM_CLASSES = 10
+
+
+def mnist_files(root: str | Path, split: str) -> tuple[Path, Path]:
+    """The (images, labels) paths of `split` under `root`, each checked against its MD5."""
+    paths = tuple(Path(root) / name for name in FILES[split])
+    for path in paths:
+        check_md5(path)
+    return paths
+
+
+def check_md5(path: Path) -> None:
+    if not path.is_file():
+        raise UserError(f"{path}: MNIST file missing (restore it with `git checkout {path}`)")
+    try:
+        with gzip.open(path) as f:
+            digest = hashlib.md5(f.read()).hexdigest()
+    except (OSError, EOFError, zlib.error) as e:
+        raise UserError(f"{path}: not a readable gzip file ({e})") from None
+    if digest != CONTENT_MD5[path.name]:
+        raise UserError(
+            f"{path}: MD5 of its content is {digest}, MNIST's is {CONTENT_MD5[path.name]}: "
+            "the file is damaged or not MNIST"
+        )
+
+
+def load_mnist(cfg: DataConfig, split: str) -> Dataset:
+    """The MNIST `split` ('train' or 'test') as a Dataset of ((1, 28, 28) float32, (1,) int64).
+
+    Pixels are normalized with `Normalize(mean, std)` per sample, as in the tutorial.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    transform = T.Normalize(mean=[cfg.mean], std=[cfg.std])
+    mode = "train" if split == "train" else "test"
+    root = Path(cfg.root)
+    if root.exists():
+        images, labels = mnist_files(root, split)
+        dataset = MNIST(
+            image_path=str(images),
+            label_path=str(labels),
+            mode=mode,
+            transform=transform,
+            download=False,
+        )
+    else:
+        dataset = _download(mode, transform, root)
+    limit = cfg.train_limit if split == "train" else cfg.test_limit
+    if 0 < limit < len(dataset):
+        dataset = Subset(dataset, list(range(limit)))
+    return dataset
+
+
+def _download(mode: str, transform, root: Path) -> Dataset:
+    try:
+        return MNIST(mode=mode, transform=transform, download=True)
+    except Exception as e:  # network errors come in many types
+        raise UserError(
+            f"data folder {root} not found and Paddle's MNIST download failed "
+            f"({type(e).__name__}: {e}); put the four MNIST IDX .gz files in {root}"
+        ) from None
+
+
+def labels_of(dataset: Dataset) -> list[int]:
+    """The label of every item, in order."""
+    return [int(dataset[i][1][0]) for i in range(len(dataset))]
+
+
+def first_images(dataset: Dataset, count: int) -> paddle.Tensor:
+    """The first `count` images stacked into an (N, 1, 28, 28) float32 tensor."""
+    count = min(count, len(dataset))
+    return paddle.to_tensor([dataset[i][0] for i in range(count)])

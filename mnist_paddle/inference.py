@@ -1,0 +1,197 @@
+"""Recognize digits with an exported model through Paddle Inference (`paddle.inference`).
+
+Needs only the export folder (`tools/export.py` writes it), never the training code:
+
+    metadata.json        model name, input name and shape, normalization, class names, accuracy
+    inference.json       the PIR program (Model.save(..., training=False))
+    inference.pdiparams  the parameters
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import paddle.inference as paddle_infer
+
+from mnist_paddle.errors import UserError
+from mnist_paddle.preprocess import IMAGE_EXTENSIONS, load_input
+
+METADATA = "metadata.json"
+FORMAT = "mnist-paddle-inference/1"
+GPU_MEMORY_MB = 256  # initial GPU memory pool; Paddle grows it when needed
+TOP_K = 3
+
+
+def read_metadata(model_dir: str | Path) -> dict:
+    model_dir = Path(model_dir)
+    path = model_dir / METADATA
+    if not model_dir.is_dir():
+        raise UserError(
+            f"model folder {model_dir} not found (export one with `python tools/export.py`)"
+        )
+    if not path.is_file():
+        raise UserError(f"{model_dir}: no exported model here ({METADATA} missing)")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: unreadable ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise UserError(f"{path}: format {found!r}, this version reads {FORMAT!r}; export again")
+    return meta
+
+
+class Recognizer:
+    """One Paddle Inference predictor for an exported model, created once and reused."""
+
+    def __init__(
+        self,
+        model_dir: str | Path = "output/inference",
+        device: str = "cpu",
+        threads: int | None = None,
+        tensorrt: bool = False,
+    ):
+        self.model_dir = Path(model_dir)
+        self.meta = read_metadata(self.model_dir)
+        model_file, params_file = (
+            self.model_dir / self.meta["files"][k] for k in ("model", "params")
+        )
+        for path in (model_file, params_file):
+            if not path.is_file():
+                raise UserError(f"{self.model_dir}: {path.name} is missing; export the model again")
+        if device == "gpu":
+            config = _gpu_config(model_file, params_file, self.meta, tensorrt)
+        elif tensorrt:
+            raise UserError("--tensorrt needs --device gpu")
+        else:
+            config = paddle_infer.Config(str(model_file), str(params_file))
+            config.disable_gpu()
+            config.enable_mkldnn()  # oneDNN kernels (Paddle's default on CPU; said here to be sure)
+            config.set_cpu_math_library_num_threads(threads or os.cpu_count() or 1)
+        config.disable_glog_info()
+        try:
+            self.predictor = paddle_infer.create_predictor(config)
+        except Exception as e:  # Paddle raises its own error types for unreadable model files
+            first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UserError(f"{self.model_dir}: cannot load the model ({first_line})") from None
+        self.input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
+        self.output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
+        self.normalize = self.meta["normalize"]
+        self.class_names = self.meta["class_names"]
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """(N, 1, 28, 28) float32 normalized images -> (N, classes) logits."""
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        self.input.reshape(list(batch.shape))
+        self.input.copy_from_cpu(batch)
+        self.predictor.run()
+        return self.output.copy_to_cpu()
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        return softmax(self.logits(batch))
+
+    def load(self, path: str | Path) -> np.ndarray:
+        """Image file -> (1, 28, 28) model input; a `UserError` if the file is no usable image."""
+        return load_input(path, self.normalize["mean"], self.normalize["std"])
+
+    def recognize(self, paths: list[Path], batch_size: int = 256) -> list[dict]:
+        """One result per path, in order: {"path", "digit", "prob", "top"} or {"path", "error"}."""
+        results: list[dict] = [{} for _ in paths]
+        good: list[tuple[int, np.ndarray]] = []
+        for i, path in enumerate(paths):
+            try:
+                good.append((i, self.load(path)))
+            except UserError as e:
+                results[i] = {"path": str(path), "error": str(e)}
+        for start in range(0, len(good), batch_size):
+            chunk = good[start : start + batch_size]
+            probs = self.probabilities(np.stack([x for _, x in chunk]))
+            for (i, _), p in zip(chunk, probs):
+                results[i] = self._result(paths[i], p)
+        return results
+
+    def _result(self, path: Path, probs: np.ndarray) -> dict:
+        top = np.argsort(-probs)[:TOP_K]
+        return {
+            "path": str(path),
+            "digit": int(self.class_names[top[0]]),
+            "prob": round(float(probs[top[0]]), 4),
+            "top": [
+                {"digit": int(self.class_names[k]), "prob": round(float(probs[k]), 4)} for k in top
+            ],
+        }
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def collect_images(args: list[str]) -> tuple[list[Path], list[dict]]:
+    """Files and folders from the command line -> (image files, one error per bad argument)."""
+    files, errors = [], []
+    for arg in args:
+        path = Path(arg)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+            if found:
+                files.extend(found)
+            else:
+                errors.append(
+                    {
+                        "path": arg,
+                        "error": f"{arg}: folder holds no images ({', '.join(IMAGE_EXTENSIONS)})",
+                    }
+                )
+        elif path.exists():
+            files.append(path)
+        else:
+            errors.append({"path": arg, "error": f"{arg}: no such file or folder"})
+    return files, errors
+
+
+def _gpu_config(
+    model_file: Path, params_file: Path, meta: dict, tensorrt: bool
+) -> paddle_infer.Config:
+    import paddle  # the full framework only for the GPU checks and the TensorRT conversion
+
+    if not paddle.device.is_compiled_with_cuda():
+        raise UserError("--device gpu: this Paddle build has no CUDA (install Paddle's GPU wheel)")
+    if tensorrt:
+        model_file, params_file = _tensorrt_model(model_file, meta)
+    config = paddle_infer.Config(str(model_file), str(params_file))
+    config.enable_use_gpu(GPU_MEMORY_MB, 0)
+    return config
+
+
+def _tensorrt_model(model_file: Path, meta: dict) -> tuple[Path, Path]:
+    """Convert the PIR model for TensorRT once (Paddle 3's PIR-TRT) and cache it beside it.
+
+    Paddle 3 runs TensorRT on PIR models through `paddle.tensorrt.convert`, which writes a program
+    whose TensorRT subgraphs Paddle Inference then runs on the GPU.
+    """
+    cache = model_file.parent / "tensorrt" / model_file.stem
+    json_file, params_file = cache.with_suffix(".json"), cache.with_suffix(".pdiparams")
+    if not json_file.is_file():
+        try:
+            import paddle.tensorrt
+            from paddle.tensorrt.export import Input, TensorRTConfig
+        except ImportError as e:
+            raise UserError(
+                f"--tensorrt: this Paddle build has no TensorRT support ({e})"
+            ) from None
+        shape = meta["input_shape"]
+        image = Input(
+            min_input_shape=(1, *shape),
+            optim_input_shape=(64, *shape),
+            max_input_shape=(1024, *shape),
+            name=meta["input_name"],
+        )
+        cache.parent.mkdir(exist_ok=True)
+        paddle.tensorrt.convert(
+            str(model_file), TensorRTConfig(inputs=[image], save_model_dir=str(cache))
+        )
+    return json_file, params_file

@@ -1,0 +1,96 @@
+"""The PNGs a training run writes: sample digits, learning curves, predictions, confusion matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mnist_paddle.fileio import atomic_path  # noqa: E402
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _digit_grid(
+    images: np.ndarray, titles: list[str], colors: list[str], path: Path, cols: int = 8
+):
+    """images: (N, 28, 28), any range (each is shown from its own min to max)."""
+    rows = max(1, -(-len(images) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.3), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, title, color in zip(axes.flat, images, titles, colors):
+        ax.imshow(image, cmap="gray")
+        ax.set_title(title, fontsize=8, color=color)
+    _save(fig, path)
+
+
+def plot_samples(images: np.ndarray, labels: np.ndarray, path: Path) -> None:
+    """A grid of training images with their labels."""
+    _digit_grid(images, [f"label {y}" for y in labels], ["black"] * len(labels), path)
+
+
+def plot_predictions(
+    images: np.ndarray, labels: np.ndarray, preds: np.ndarray, path: Path, per_kind: int = 16
+) -> None:
+    """The first `per_kind` correct test predictions (green), then the first mistakes (red)."""
+    right = np.flatnonzero(preds == labels)[:per_kind]
+    wrong = np.flatnonzero(preds != labels)[:per_kind]
+    picks = np.concatenate([right, wrong])
+    titles = [f"{preds[i]} (true {labels[i]})" for i in picks]
+    colors = ["green"] * len(right) + ["red"] * len(wrong)
+    _digit_grid(images[picks], titles, colors, path)
+
+
+def plot_curves(metrics: dict, path: Path) -> None:
+    """Loss (per step and per epoch) and accuracy (per epoch), training beside test."""
+    epochs = [e["epoch"] for e in metrics["epochs"]]
+    steps = np.asarray(metrics["step_losses"])
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    if len(steps):
+        x = np.arange(1, len(steps) + 1) / len(steps) * len(epochs)  # in epochs
+        loss_ax.plot(x, steps, color="#bbbbbb", lw=0.6, label="train (per step)")
+    loss_ax.plot(epochs, [e["loss"] for e in metrics["epochs"]], "o-", label="train (epoch mean)")
+    loss_ax.plot(epochs, [e["eval_loss"] for e in metrics["epochs"]], "s-", label="test")
+    loss_ax.set(xlabel="epoch", ylabel="cross-entropy loss", yscale="log", title="Loss")
+    loss_ax.legend()
+    acc_ax.plot(epochs, [100 * e["acc"] for e in metrics["epochs"]], "o-", label="train")
+    acc_ax.plot(epochs, [100 * e["eval_acc"] for e in metrics["epochs"]], "s-", label="test")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
+    acc_ax.legend()
+    for ax in (loss_ax, acc_ax):
+        ax.grid(alpha=0.3)
+        ax.set_xticks(epochs)
+    _save(fig, path)
+
+
+def plot_confusion(labels: np.ndarray, preds: np.ndarray, path: Path, num_classes: int = 10):
+    """Counts of (true label, prediction) pairs; the diagonal holds the correct ones."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (labels, preds), 1)
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    shown = ax.imshow(np.log1p(matrix), cmap="Blues")  # log: the mistakes stay visible
+    for (i, j), count in np.ndenumerate(matrix):
+        if count:
+            dark = shown.norm(np.log1p(count)) > 0.6
+            ax.text(
+                j,
+                i,
+                count,
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if dark else "black",
+            )
+    ticks = range(num_classes)
+    ax.set(xticks=ticks, yticks=ticks, xlabel="predicted", ylabel="true label")
+    ax.set_title(f"Confusion matrix ({(preds == labels).mean():.2%} correct)")
+    _save(fig, path)

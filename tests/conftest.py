@@ -1,0 +1,74 @@
+"""Shared fixtures: one small training run and its export, reused by the tests that need a model."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mnist_paddle.cli import quiet_paddle
+
+quiet_paddle()
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data" / "mnist"
+
+
+def small_config(output_dir: Path, config: str = "lenet.yml", *overrides: str):
+    """`configs/<config>` for a quick run: few images, silent, writing under `output_dir`."""
+    from mnist_paddle.config import load_config
+
+    return load_config(
+        ROOT / "configs" / config,
+        [f"output_dir={output_dir}", f"data.root={DATA}", "train.verbose=0", *overrides],
+    )
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """LeNet trained 2 epochs on 5,000 images (about 95% on the test images): (config, metrics)."""
+    from mnist_paddle import engine
+
+    cfg = small_config(
+        tmp_path_factory.mktemp("output"),
+        "lenet.yml",
+        "data.train_limit=5000",
+        "data.test_limit=500",
+        "train.epochs=2",
+    )
+    return cfg, engine.train(cfg)
+
+
+@pytest.fixture(scope="session")
+def exported(trained, tmp_path_factory) -> Path:
+    from mnist_paddle.export import export
+
+    cfg, _ = trained
+    return export(
+        cfg.run_dir / "final",
+        out=tmp_path_factory.mktemp("export") / "inference",
+        data_root=str(DATA),
+    )
+
+
+def run_tool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """Run `python <args>` the way a user would, from the repository root."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GLOG_")}
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def assert_one_line_error(
+    result: subprocess.CompletedProcess, *fragments: str, code: int = 2
+) -> None:
+    """A user mistake: the exit code, one line on stderr naming the problem, no traceback."""
+    assert result.returncode == code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]

@@ -1,0 +1,112 @@
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from mnist_paddle.config import Config, load_config, save_config
+from mnist_paddle.errors import UserError
+from mnist_paddle.models import MODELS
+
+CONFIGS = sorted((ROOT / "configs").glob("*.yml"))
+
+
+def test_default_config_is_the_tutorials_recipe():
+    cfg = load_config(ROOT / "configs" / "lenet.yml")
+    assert (cfg.model.name, cfg.train.epochs, cfg.train.batch_size, cfg.train.lr) == (
+        "lenet",
+        5,
+        64,
+        0.001,
+    )
+    assert (cfg.data.mean, cfg.data.std) == (127.5, 127.5)
+    assert cfg.run_dir == Path("output/lenet")
+
+
+def test_finetune_config_continues_the_default_run():
+    cfg = load_config(ROOT / "configs" / "finetune.yml")
+    assert cfg.train.init_from == "output/lenet/final"
+    assert (cfg.train.epochs, cfg.train.lr) == (2, 1e-4)
+    assert cfg.model.name == ""  # taken from the checkpoint
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_config_loads_and_names_a_registered_model(path):
+    cfg = load_config(path)
+    assert cfg.model.name in MODELS or path.name == "finetune.yml"
+
+
+def test_every_registered_model_has_a_config():
+    named = {load_config(p).model.name for p in CONFIGS}
+    assert set(MODELS) <= named
+
+
+def test_overrides_are_parsed_as_yaml_and_typed():
+    cfg = load_config(
+        ROOT / "configs" / "lenet.yml",
+        [
+            "train.epochs=3",
+            "train.lr=1e-4",
+            "data.train_limit=100",
+            "model.args.hidden_size=32",
+            "run_name=x",
+        ],
+    )
+    assert cfg.train.epochs == 3 and isinstance(cfg.train.epochs, int)
+    assert cfg.train.lr == pytest.approx(1e-4) and isinstance(cfg.train.lr, float)
+    assert cfg.data.train_limit == 100
+    assert cfg.model.args == {"hidden_size": 32}
+    assert cfg.run_dir == Path("output/x")
+
+
+def write(tmp_path, text: str) -> Path:
+    path = tmp_path / "c.yml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "overrides", "fragments"),
+    [
+        ("train:\n  epoch: 3\n", [], ["c.yml", "unknown key 'train.epoch'", "epochs"]),
+        ("trian:\n  epochs: 3\n", [], ["c.yml", "unknown key 'trian'"]),
+        ("", ["train.epoch=3"], ["-o train.epoch=3", "unknown key 'train.epoch'"]),
+        ("", ["train.epochs.x=3"], ["'train.epochs' is not a section"]),
+        ("", ["train.epochs"], ["expected key.sub=value"]),
+        ("train:\n  epochs: five\n", [], ["c.yml", "'train.epochs' must be an integer", "'five'"]),
+        ("", ["train.epochs=2.5"], ["-o train.epochs=2.5", "must be an integer"]),
+        ("", ["train.lr=fast"], ["'train.lr' must be a number"]),
+        ("train: 3\n", [], ["'train' must be a section"]),
+        ("", ["train.epochs=0"], ["-o train.epochs=0", "'train.epochs' must be >= 1"]),
+        ("train:\n  epochs: -1\n", [], ["c.yml", "'train.epochs' must be >= 1"]),
+        ("", ["train.batch_size=0"], ["'train.batch_size' must be >= 1"]),
+        ("", ["train.lr=0"], ["'train.lr' must be > 0"]),
+        ("", ["train.lr=-0.1"], ["'train.lr' must be > 0"]),
+        ("", ["train.device=tpu"], ["'train.device' must be one of auto, cpu, gpu"]),
+        ("", ["data.std=0"], ["'data.std' must be > 0"]),
+        ("", ["data.train_limit=-5"], ["'data.train_limit' must be >= 0"]),
+        ("", ["run_name=a/b"], ["'run_name' must be a non-empty name"]),
+        ("[1, 2]\n", [], ["c.yml", "expected a mapping"]),
+        ("train: [\n", [], ["c.yml", "not valid YAML", "line"]),
+    ],
+)
+def test_bad_config_is_one_clear_error(tmp_path, text, overrides, fragments):
+    with pytest.raises(UserError) as err:
+        load_config(write(tmp_path, text), overrides)
+    message = str(err.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(UserError, match="config file not found"):
+        load_config(tmp_path / "nope.yml")
+
+
+def test_saved_config_loads_back_the_same(tmp_path):
+    cfg = load_config(
+        ROOT / "configs" / "fcnet.yml", ["model.args.hidden_size=64", "train.lr=0.01"]
+    )
+    save_config(cfg, tmp_path / "config.yml")
+    assert load_config(tmp_path / "config.yml") == cfg
+    assert isinstance(cfg, Config)

@@ -1,0 +1,68 @@
+import gzip
+import shutil
+
+import numpy as np
+import pytest
+from conftest import DATA
+
+from mnist_paddle.config import DataConfig
+from mnist_paddle.data import FILES, load_mnist
+from mnist_paddle.errors import UserError
+
+
+@pytest.mark.parametrize(
+    ("split", "size", "first_label"), [("train", 60000, 5), ("test", 10000, 7)]
+)
+def test_idx_files_parse_to_normalized_images(split, size, first_label):
+    data = load_mnist(DataConfig(root=str(DATA)), split)
+    assert len(data) == size
+    image, label = data[0]
+    assert image.shape == (1, 28, 28) and image.dtype == np.float32
+    assert label.shape == (1,) and label.dtype == np.int64
+    assert int(label[0]) == first_label
+    # Normalize(127.5, 127.5) maps the 0..255 pixels exactly onto -1..1
+    assert image.min() == -1.0 and image.max() == 1.0
+
+
+def test_limits_take_the_first_images():
+    full = load_mnist(DataConfig(root=str(DATA)), "test")
+    part = load_mnist(DataConfig(root=str(DATA), test_limit=30), "test")
+    assert len(part) == 30
+    assert np.array_equal(part[29][0], full[29][0])
+
+
+def copy_data(tmp_path):
+    root = tmp_path / "mnist"
+    shutil.copytree(DATA, root)
+    return root
+
+
+def test_changed_file_fails_its_md5_check(tmp_path):
+    root = copy_data(tmp_path)
+    labels = root / FILES["test"][1]
+    content = bytearray(gzip.decompress(labels.read_bytes()))
+    content[100] = (content[100] + 1) % 10  # one label changed
+    labels.write_bytes(gzip.compress(bytes(content)))
+    with pytest.raises(UserError, match=r"t10k-labels-idx1-ubyte.gz: MD5 .* damaged or not MNIST"):
+        load_mnist(DataConfig(root=str(root)), "test")
+
+
+def test_regzipped_file_passes_the_md5_check(tmp_path):
+    root = copy_data(tmp_path)
+    labels = root / FILES["test"][1]
+    labels.write_bytes(gzip.compress(gzip.decompress(labels.read_bytes()), compresslevel=1))
+    assert len(load_mnist(DataConfig(root=str(root)), "test")) == 10000
+
+
+def test_missing_file_is_named(tmp_path):
+    root = copy_data(tmp_path)
+    (root / FILES["train"][0]).unlink()
+    with pytest.raises(UserError, match="train-images-idx3-ubyte.gz: MNIST file missing"):
+        load_mnist(DataConfig(root=str(root)), "train")
+
+
+def test_file_that_is_not_gzip_is_named(tmp_path):
+    root = copy_data(tmp_path)
+    (root / FILES["test"][0]).write_text("not gzip")
+    with pytest.raises(UserError, match="t10k-images-idx3-ubyte.gz: not a readable gzip file"):
+        load_mnist(DataConfig(root=str(root)), "test")

@@ -1,0 +1,117 @@
+import json
+
+import cv2
+import numpy as np
+import paddle
+import pytest
+from conftest import ROOT, small_config
+
+from mnist_paddle import engine
+from mnist_paddle.checkpoint import read_meta
+from mnist_paddle.config import load_config
+from mnist_paddle.errors import UserError
+from mnist_paddle.models import MODELS
+
+PNGS = ("samples.png", "curves.png", "predictions.png", "confusion.png")
+
+
+def test_training_lowers_the_loss(trained):
+    _, metrics = trained
+    first, last = metrics["epochs"][0], metrics["epochs"][-1]
+    assert last["loss"] < first["loss"]
+    assert last["eval_loss"] < first["eval_loss"]
+    # a 10-way classifier starts near ln(10) = 2.3 and must end far below it
+    assert metrics["step_losses"][0] > 1.5 > 0.5 > np.mean(metrics["step_losses"][-20:])
+    assert last["eval_acc"] > 0.85
+
+
+def test_run_folder_holds_everything(trained):
+    cfg, metrics = trained
+    run = cfg.run_dir
+    written = json.loads((run / "metrics.json").read_text())
+    assert written == json.loads(json.dumps(metrics))
+    assert (written["run"], written["model"]) == (cfg.run_name, "lenet")
+    assert [e["epoch"] for e in written["epochs"]] == [1, 2]
+    for e in written["epochs"]:
+        assert set(e) >= {"epoch", "loss", "eval_loss", "eval_acc", "seconds"}
+        assert e["seconds"] > 0 and 0 <= e["eval_acc"] <= 1
+    assert written["final"]["eval_acc"] == written["epochs"][-1]["eval_acc"]
+    assert load_config(run / "config.yml") == cfg
+    for name in ("epoch_1", "epoch_2", "final"):
+        for suffix in (".pdparams", ".pdopt", ".json"):
+            assert (run / f"{name}{suffix}").is_file(), name + suffix
+    assert read_meta(run / "final")["model"] == {"name": "lenet", "args": {}}
+    for png in PNGS:
+        image = cv2.imread(str(run / png))
+        assert image is not None and image.shape[0] > 100, png
+    assert not list(run.glob(".*")), "temporary files left behind"
+
+
+def test_final_checkpoint_reproduces_the_final_accuracy(trained):
+    cfg, metrics = trained
+    network = engine.build_model("lenet")
+    model = engine.prepare(engine.new_model(network), 1e-3)
+    model.load(str(cfg.run_dir / "final"))
+    from mnist_paddle.data import load_mnist
+
+    acc = model.evaluate(load_mnist(cfg.data, "test"), batch_size=500, verbose=0)["acc"]
+    assert acc == pytest.approx(metrics["final"]["eval_acc"])
+
+
+def test_finetune_starts_from_the_checkpoint(trained, tmp_path):
+    cfg, metrics = trained
+    ft = small_config(
+        tmp_path,
+        "finetune.yml",
+        f"train.init_from={cfg.run_dir / 'final'}",
+        "data.train_limit=1000",
+        "data.test_limit=500",
+        "train.epochs=1",
+    )
+    result = engine.finetune(ft)
+    meta = read_meta(ft.run_dir / "final")
+    # the loaded model scores what the trained one scored on the same test images
+    assert meta["acc_before"] == pytest.approx(metrics["final"]["eval_acc"])
+    assert meta["init_from"] == str(cfg.run_dir / "final")
+    assert meta["model"]["name"] == "lenet" and result["model"] == "lenet"
+    assert load_config(ft.run_dir / "config.yml").model.name == "lenet"
+    before = paddle.load(str(cfg.run_dir / "final.pdparams"))
+    after = paddle.load(str(ft.run_dir / "final.pdparams"))
+    assert before.keys() == after.keys()
+    assert any(not np.array_equal(before[k].numpy(), after[k].numpy()) for k in before)
+
+
+def test_finetune_refuses_another_model(trained, tmp_path):
+    cfg, _ = trained
+    ft = small_config(
+        tmp_path, "finetune.yml", f"train.init_from={cfg.run_dir}", "model.name=conv_bn"
+    )
+    with pytest.raises(UserError, match="holds a 'lenet' model, but the config asks for 'conv_bn'"):
+        engine.finetune(ft)
+
+
+def test_finetune_needs_a_checkpoint(tmp_path):
+    ft = small_config(tmp_path, "finetune.yml", f"train.init_from={tmp_path / 'nothing'}")
+    with pytest.raises(UserError, match="no checkpoint at .*nothing"):
+        engine.finetune(ft)
+
+
+@pytest.mark.skipif(
+    paddle.device.is_compiled_with_cuda(), reason="checks the CPU-only build's message"
+)
+def test_gpu_on_a_cpu_build_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="train.device is gpu, but this Paddle has no CUDA"):
+        engine.train(small_config(tmp_path, "lenet.yml", "train.device=gpu"))
+
+
+@pytest.mark.parametrize(
+    "config", sorted(p.name for p in (ROOT / "configs").glob("*.yml") if p.name != "finetune.yml")
+)
+def test_every_config_trains(config, tmp_path):
+    cfg = small_config(
+        tmp_path, config, "data.train_limit=256", "data.test_limit=64", "train.epochs=1"
+    )
+    metrics = engine.train(cfg)
+    assert cfg.model.name in MODELS
+    assert np.isfinite(metrics["epochs"][0]["loss"])
+    assert (cfg.run_dir / "final.pdparams").is_file()

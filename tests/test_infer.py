@@ -1,0 +1,182 @@
+"""deploy/infer.py as a user runs it, on PNGs written from MNIST test images."""
+
+import json
+
+import cv2
+import numpy as np
+import paddle
+import pytest
+from conftest import DATA, ROOT, assert_one_line_error, run_tool
+
+from mnist_paddle.config import DataConfig
+from mnist_paddle.data import load_mnist
+from mnist_paddle.models import build_model
+
+COUNT = 20  # test images per polarity
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory, trained):
+    """Test images as PNGs, MNIST style and dark ink on white, with labels and model predictions."""
+    cfg, _ = trained
+    folder = tmp_path_factory.mktemp("digits")
+    data = load_mnist(DataConfig(root=str(DATA), test_limit=COUNT), "test")
+    images = np.stack([data[i][0] for i in range(COUNT)])  # normalized (N, 1, 28, 28)
+    labels = [int(data[i][1][0]) for i in range(COUNT)]
+    network = build_model("lenet")
+    network.set_state_dict(paddle.load(str(cfg.run_dir / "final.pdparams")))
+    network.eval()
+    preds = network(paddle.to_tensor(images)).numpy().argmax(axis=1).tolist()
+    pixels = (images[:, 0] * 127.5 + 127.5).round().astype(np.uint8)
+    paths = []
+    for i, image in enumerate(pixels):
+        paths.append(folder / f"mnist_{i:02d}.png")
+        cv2.imwrite(str(paths[-1]), image)
+    for i, image in enumerate(pixels):
+        paths.append(folder / f"paper_{i:02d}.png")
+        cv2.imwrite(str(paths[-1]), 255 - image)
+    return folder, paths, labels * 2, preds * 2
+
+
+def infer(exported, *args):
+    return run_tool("deploy/infer.py", "--model-dir", str(exported), *args)
+
+
+def test_json_output_gives_the_labels(exported, digits):
+    folder, paths, labels, preds = digits
+    result = infer(exported, str(folder), "--json")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["path"] for r in rows] == [str(p) for p in paths]
+    got = [r["digit"] for r in rows]
+    assert got == preds  # exactly what the dygraph model says, both polarities
+    assert np.mean(np.array(got) == np.array(labels)) >= 0.9
+    for r in rows:
+        assert len(r["top"]) == 3 and r["top"][0] == {"digit": r["digit"], "prob": r["prob"]}
+        assert 1 >= r["top"][0]["prob"] >= r["top"][1]["prob"] >= r["top"][2]["prob"] >= 0
+
+
+def test_plain_output_one_line_per_image(exported, digits):
+    _, paths, _, preds = digits
+    result = infer(exported, str(paths[0]), str(paths[COUNT]))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    for line, path, pred in zip(lines, (paths[0], paths[COUNT]), (preds[0], preds[COUNT])):
+        assert line.startswith(f"{path}: {pred} (p=0.") or line.startswith(
+            f"{path}: {pred} (p=1.000)"
+        )
+
+
+def test_bad_inputs_each_get_a_line_and_the_rest_still_run(exported, digits, tmp_path):
+    _, paths, _, preds = digits
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "text.png").write_text("not an image")
+    (tmp_path / "no_images").mkdir()
+    result = infer(
+        exported,
+        str(tmp_path / "missing.png"),
+        str(tmp_path / "empty.png"),
+        str(tmp_path / "text.png"),
+        str(tmp_path / "no_images"),
+        str(paths[0]),
+    )
+    assert result.returncode == 1
+    assert result.stdout.startswith(f"{paths[0]}: {preds[0]} ")
+    errors = result.stderr.strip().splitlines()
+    assert "Traceback" not in result.stderr
+    assert len(errors) == 4
+    for fragment in (
+        "missing.png: no such file",
+        "empty.png: empty file",
+        "text.png: not an image",
+        "no_images: folder holds no images",
+    ):
+        assert any(fragment in line for line in errors), fragment
+
+
+def test_bad_input_in_json_mode(exported, tmp_path):
+    result = infer(exported, "--json", str(tmp_path / "missing.png"))
+    assert result.returncode == 1
+    assert json.loads(result.stdout) == {
+        "path": str(tmp_path / "missing.png"),
+        "error": f"{tmp_path / 'missing.png'}: no such file or folder",
+    }
+
+
+def test_missing_model_folder(tmp_path):
+    result = run_tool("deploy/infer.py", "--model-dir", str(tmp_path / "nope"), "x.png")
+    assert_one_line_error(result, "model folder", "not found", "tools/export.py")
+
+
+@pytest.mark.skipif(
+    paddle.device.is_compiled_with_cuda(), reason="checks the CPU-only build's message"
+)
+def test_gpu_on_a_cpu_build(exported, digits):
+    result = infer(exported, "--device", "gpu", str(digits[1][0]))
+    assert_one_line_error(result, "--device gpu", "no CUDA")
+
+
+@pytest.mark.skipif(
+    not paddle.device.is_compiled_with_cuda(), reason="this Paddle build has no CUDA"
+)
+def test_gpu_gives_the_cpu_answers(exported, digits):
+    folder, _, _, preds = digits
+    result = infer(exported, str(folder), "--json", "--device", "gpu")
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["digit"] for line in result.stdout.splitlines()] == preds
+
+
+def test_deploy_never_imports_training_code(exported, digits):
+    script = (
+        "import runpy, sys\n"
+        f"sys.argv = ['infer.py', '--model-dir', {str(exported)!r}, {str(digits[1][0])!r}]\n"
+        "try:\n"
+        "    runpy.run_path('deploy/infer.py', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "import json\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('mnist_paddle'))))\n"
+    )
+    result = run_tool("-c", script)
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "mnist_paddle.inference" in loaded
+    for training in ("engine", "models", "data", "export", "checkpoint", "plots", "config"):
+        assert f"mnist_paddle.{training}" not in loaded
+
+
+def test_sample_digits_shipped_with_the_project(exported):
+    result = infer(exported, str(ROOT / "deploy" / "samples"), "--json")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 10
+    right = sum(r["digit"] == int(r["path"][-5]) for r in rows)  # ..._label7.png
+    assert right >= 8, rows
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (
+            ["tools/train.py", "-o", "train.epoch=3"],
+            ["-o train.epoch=3", "unknown key 'train.epoch'"],
+        ),
+        (["tools/train.py", "-c", "configs/nope.yml"], ["config file not found: configs/nope.yml"]),
+        (["tools/train.py", "-o", "model.name=lenet6", "--summary"], ["unknown model 'lenet6'"]),
+        (
+            ["tools/finetune.py", "-o", "train.init_from=output/nope/final"],
+            ["no checkpoint at output/nope/final"],
+        ),
+        (["tools/export.py", "--checkpoint", "output/nope"], ["no checkpoint at output/nope"]),
+    ],
+)
+def test_tool_errors_are_one_line(args, fragments):
+    assert_one_line_error(run_tool(*args), *fragments)
+
+
+def test_summary():
+    result = run_tool("tools/train.py", "-c", "configs/lenet5.yml", "--summary")
+    assert result.returncode == 0, result.stderr
+    assert "[1, 1, 32, 32]" in result.stdout  # LeNet-5 pads MNIST to the paper's 32x32
+    assert "Total params: 61,706" in result.stdout

@@ -1,0 +1,71 @@
+import numpy as np
+import paddle
+import pytest
+
+from mnist_paddle.errors import UserError
+from mnist_paddle.models import MODELS, build_model, count_parameters
+
+# Parameter counts as paddle.summary reports them (seed 003 for the LeNets).
+PARAMETERS = {
+    "lenet5": 61_706,
+    "lenet_sequential": 61_610,
+    "lenet_subclass": 61_610,
+    "lenet": 61_610,
+    "fcnet": 8_070,
+    "two_conv": 20_350,
+    "conv_bn": 442_510,
+    "three_conv": 21_578,
+}
+
+
+def test_the_table_covers_the_registry():
+    assert set(PARAMETERS) == set(MODELS)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_parameter_count(name):
+    model = build_model(name)
+    assert count_parameters(model) == PARAMETERS[name]
+    assert paddle.summary(model, (1, 1, 28, 28))["total_params"] == PARAMETERS[name]
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_forward_and_backward(name):
+    paddle.seed(0)
+    model = build_model(name)
+    model.train()
+    x = paddle.randn([4, 1, 28, 28])
+    logits = model(x)
+    assert logits.shape == [4, 10]
+    assert np.isfinite(logits.numpy()).all()
+    loss = paddle.nn.functional.cross_entropy(logits, paddle.to_tensor([[0], [1], [2], [3]]))
+    loss.backward()
+    trainable = [p for p in model.parameters() if not p.stop_gradient]
+    assert trainable
+    for p in trainable:
+        assert p.grad is not None, p.name
+        grad = p.grad.numpy()
+        assert np.isfinite(grad).all() and np.abs(grad).sum() > 0, p.name
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_num_classes_is_honoured(name):
+    model = build_model(name, num_classes=3)
+    model.eval()
+    assert model(paddle.zeros([2, 1, 28, 28])).shape == [2, 3]
+
+
+def test_model_arguments_pass_through():
+    assert count_parameters(build_model("fcnet", hidden_size=64)) > PARAMETERS["fcnet"]
+
+
+def test_unknown_model_lists_the_valid_names():
+    with pytest.raises(
+        UserError, match="unknown model 'lenet6'; choose one of: .*lenet5.*three_conv"
+    ):
+        build_model("lenet6")
+
+
+def test_unknown_model_argument_is_named():
+    with pytest.raises(UserError, match="model 'lenet' has no argument 'hidden_size'"):
+        build_model("lenet", hidden_size=3)
