@@ -12,13 +12,13 @@ import hashlib
 import zlib
 from pathlib import Path
 
-import paddle
+import numpy as np
 import paddle.vision.transforms as T
 from paddle.io import Dataset, Subset
 from paddle.vision.datasets import MNIST
 
 from mnist_paddle.config import DataConfig
-from mnist_paddle.errors import UserError
+from mnist_paddle.errors import UserError, first_line
 
 SPLITS = ("train", "test")
 
@@ -96,16 +96,13 @@ def _download(mode: str, transform, root: Path) -> Dataset:
     except Exception as e:  # network errors come in many types
         raise UserError(
             f"data folder {root} not found and Paddle's MNIST download failed "
-            f"({type(e).__name__}: {e}); put the four MNIST IDX .gz files in {root}"
+            f"({type(e).__name__}: {first_line(e)}); put the four MNIST IDX .gz files in {root}"
         ) from None
 
 
-def labels_of(dataset: Dataset) -> list[int]:
-    """The label of every item, in order."""
-    return [int(dataset[i][1][0]) for i in range(len(dataset))]
-
-
-def first_images(dataset: Dataset, count: int) -> paddle.Tensor:
-    """The first `count` images stacked into an (N, 1, 28, 28) float32 tensor."""
-    count = min(count, len(dataset))
-    return paddle.to_tensor([dataset[i][0] for i in range(count)])
+def arrays(dataset: Dataset, count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The first `count` items (default: all): (N, 1, 28, 28) float32 images, (N,) int64 labels."""
+    items = [dataset[i] for i in range(min(count or len(dataset), len(dataset)))]
+    images = np.stack([image for image, _ in items])
+    labels = np.array([int(label[0]) for _, label in items], dtype=np.int64)
+    return images, labels

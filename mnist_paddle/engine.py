@@ -22,7 +22,7 @@ from paddle.static import InputSpec
 from mnist_paddle import plots
 from mnist_paddle.checkpoint import read_meta, resolve_checkpoint, save_checkpoint
 from mnist_paddle.config import Config, ModelConfig, save_config
-from mnist_paddle.data import IMAGE_SHAPE, NUM_CLASSES, load_mnist
+from mnist_paddle.data import IMAGE_SHAPE, NUM_CLASSES, arrays, load_mnist
 from mnist_paddle.errors import UserError
 from mnist_paddle.fileio import write_json
 from mnist_paddle.models import build_model
@@ -111,12 +111,8 @@ def run(model: paddle.Model, cfg: Config, train_data, test_data, init_meta: dict
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yml")
-    sample = range(min(32, len(train_data)))
-    plots.plot_samples(
-        np.stack([train_data[i][0][0] for i in sample]),
-        np.array([int(train_data[i][1][0]) for i in sample]),
-        run_dir / "samples.png",
-    )
+    images, labels = arrays(train_data, 32)
+    plots.plot_samples(images[:, 0], labels, run_dir / "samples.png")
 
     meta = checkpoint_meta(cfg) | init_meta
     metrics = {"run": cfg.run_name, "model": cfg.model.name, "epochs": [], "step_losses": []}
@@ -145,13 +141,12 @@ def run(model: paddle.Model, cfg: Config, train_data, test_data, init_meta: dict
     )
     logits = model.predict(test_data, batch_size=PREDICT_BATCH, stack_outputs=True, verbose=0)[0]
     preds = logits.argmax(axis=1)
-    images = np.stack([test_data[i][0][0] for i in range(len(test_data))])  # (N, 28, 28)
-    labels = np.array([int(test_data[i][1][0]) for i in range(len(test_data))])
+    images, labels = arrays(test_data)
     metrics["final"] = {"eval_acc": float((preds == labels).mean()), "eval_loss": last["eval_loss"]}
     write_json(run_dir / "metrics.json", metrics)
 
     plots.plot_curves(metrics, run_dir / "curves.png")
-    plots.plot_predictions(images, labels, preds, run_dir / "predictions.png")
+    plots.plot_predictions(images[:, 0], labels, preds, run_dir / "predictions.png")
     plots.plot_confusion(labels, preds, run_dir / "confusion.png")
     print(
         f"test accuracy {metrics['final']['eval_acc']:.2%}; wrote {run_dir}/: final checkpoint, "

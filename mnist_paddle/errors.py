@@ -3,3 +3,9 @@
 
 class UserError(Exception):
     """Reported to the user as one line and a non-zero exit code, never as a traceback."""
+
+
+def first_line(error: BaseException) -> str:
+    """An exception's message cut to its first line, for one-line reports of library errors."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

@@ -17,7 +17,7 @@ import paddle
 
 from mnist_paddle.checkpoint import find_checkpoints, read_meta, resolve_checkpoint
 from mnist_paddle.config import DataConfig
-from mnist_paddle.data import load_mnist
+from mnist_paddle.data import arrays, load_mnist
 from mnist_paddle.engine import IMAGE_SPEC
 from mnist_paddle.errors import UserError
 from mnist_paddle.fileio import DIR_MODE, write_json
@@ -100,7 +100,7 @@ def _check(network: paddle.nn.Layer, model_dir: Path, meta: dict, data_root: str
         DataConfig(root=data_root, mean=norm["mean"], std=norm["std"], test_limit=CHECK_IMAGES),
         "test",
     )
-    images = np.stack([data[i][0] for i in range(len(data))])  # (N, 1, 28, 28)
+    images, _ = arrays(data)
     with paddle.no_grad():
         expected = network(paddle.to_tensor(images)).numpy()
     got = Recognizer(model_dir).logits(images)

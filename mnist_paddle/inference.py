@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import paddle.inference as paddle_infer
 
-from mnist_paddle.errors import UserError
+from mnist_paddle.errors import UserError, first_line
 from mnist_paddle.preprocess import IMAGE_EXTENSIONS, load_input
 
 METADATA = "metadata.json"
@@ -75,8 +75,7 @@ class Recognizer:
         try:
             self.predictor = paddle_infer.create_predictor(config)
         except Exception as e:  # Paddle raises its own error types for unreadable model files
-            first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise UserError(f"{self.model_dir}: cannot load the model ({first_line})") from None
+            raise UserError(f"{self.model_dir}: cannot load the model ({first_line(e)})") from None
         self.input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
         self.output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
         self.normalize = self.meta["normalize"]

@@ -9,6 +9,7 @@ from conftest import ROOT, small_config
 from mnist_paddle import engine
 from mnist_paddle.checkpoint import read_meta
 from mnist_paddle.config import load_config
+from mnist_paddle.data import load_mnist
 from mnist_paddle.errors import UserError
 from mnist_paddle.models import MODELS
 
@@ -52,8 +53,6 @@ def test_final_checkpoint_reproduces_the_final_accuracy(trained):
     network = engine.build_model("lenet")
     model = engine.prepare(engine.new_model(network), 1e-3)
     model.load(str(cfg.run_dir / "final"))
-    from mnist_paddle.data import load_mnist
-
     acc = model.evaluate(load_mnist(cfg.data, "test"), batch_size=500, verbose=0)["acc"]
     assert acc == pytest.approx(metrics["final"]["eval_acc"])
 

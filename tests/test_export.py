@@ -11,7 +11,7 @@ from conftest import DATA
 from mnist_paddle import export as export_module
 from mnist_paddle.checkpoint import read_meta
 from mnist_paddle.config import DataConfig
-from mnist_paddle.data import load_mnist
+from mnist_paddle.data import arrays, load_mnist
 from mnist_paddle.errors import UserError
 from mnist_paddle.export import default_checkpoint, export
 from mnist_paddle.fileio import write_json
@@ -42,7 +42,7 @@ def test_predictor_logits_equal_dygraph_logits(exported, trained, batch):
     network.set_state_dict(paddle.load(str(cfg.run_dir / "final.pdparams")))
     network.eval()
     data = load_mnist(DataConfig(root=str(DATA), test_limit=batch), "test")
-    images = np.stack([data[i][0] for i in range(batch)])
+    images, _ = arrays(data)
     expected = network(paddle.to_tensor(images)).numpy()
     got = Recognizer(exported, threads=2).logits(images)
     assert got.shape == (batch, 10)

@@ -9,7 +9,7 @@ import pytest
 from conftest import DATA, ROOT, assert_one_line_error, run_tool
 
 from mnist_paddle.config import DataConfig
-from mnist_paddle.data import load_mnist
+from mnist_paddle.data import arrays, load_mnist
 from mnist_paddle.models import build_model
 
 COUNT = 20  # test images per polarity
@@ -21,8 +21,8 @@ def digits(tmp_path_factory, trained):
     cfg, _ = trained
     folder = tmp_path_factory.mktemp("digits")
     data = load_mnist(DataConfig(root=str(DATA), test_limit=COUNT), "test")
-    images = np.stack([data[i][0] for i in range(COUNT)])  # normalized (N, 1, 28, 28)
-    labels = [int(data[i][1][0]) for i in range(COUNT)]
+    images, labels = arrays(data)  # normalized (N, 1, 28, 28), (N,)
+    labels = labels.tolist()
     network = build_model("lenet")
     network.set_state_dict(paddle.load(str(cfg.run_dir / "final.pdparams")))
     network.eval()
