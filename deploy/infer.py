@@ -25,14 +25,14 @@ def main() -> int:
         "--tensorrt", action="store_true", help="run through TensorRT (with --device gpu)"
     )
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--debug-dir", help="write the 28x28 image the model saw for each input here")
     args = p.parse_args()
     quiet_paddle(args.verbose)
     with user_errors():
-        from mnist_paddle.inference import Recognizer, collect_images  # imports Paddle
+        from mnist_paddle.inference import Recognizer  # imports Paddle
 
         recognizer = Recognizer(args.model_dir, args.device, args.threads, args.tensorrt)
-        files, errors = collect_images(args.images)
-        results = errors + recognizer.recognize(files)
+        results = recognizer.recognize_args(args.images, debug_dir=args.debug_dir)
     for r in results:
         if args.json:
             print(json.dumps(r))

@@ -13,11 +13,13 @@ import json
 import os
 from pathlib import Path
 
+import cv2
 import numpy as np
 import paddle.inference as paddle_infer
 
 from mnist_paddle.errors import UserError, first_line
-from mnist_paddle.preprocess import IMAGE_EXTENSIONS, load_input
+from mnist_paddle.fileio import atomic_path
+from mnist_paddle.preprocess import IMAGE_EXTENSIONS, load_digit, normalize
 
 METADATA = "metadata.json"
 FORMAT = "mnist-paddle-inference/1"
@@ -92,25 +94,38 @@ class Recognizer:
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         return softmax(self.logits(batch))
 
-    def load(self, path: str | Path) -> np.ndarray:
-        """Image file -> (1, 28, 28) model input; a `UserError` if the file is no usable image."""
-        return load_input(path, self.normalize["mean"], self.normalize["std"])
+    def recognize(
+        self, paths: list[Path], batch_size: int = 256, debug_dir: Path | None = None
+    ) -> list[dict]:
+        """One result per path, in order: {"path", "digit", "prob", "top"} or {"path", "error"}.
 
-    def recognize(self, paths: list[Path], batch_size: int = 256) -> list[dict]:
-        """One result per path, in order: {"path", "digit", "prob", "top"} or {"path", "error"}."""
+        With `debug_dir`, the 28x28 image the model saw for input i is written there as
+        `<i>_<name>.png`.
+        """
         results: list[dict] = [{} for _ in paths]
         good: list[tuple[int, np.ndarray]] = []
         for i, path in enumerate(paths):
             try:
-                good.append((i, self.load(path)))
+                digit = load_digit(path)
             except UserError as e:
                 results[i] = {"path": str(path), "error": str(e)}
+                continue
+            if debug_dir is not None:
+                with atomic_path(Path(debug_dir) / f"{i:04d}_{Path(path).stem}.png") as tmp:
+                    cv2.imwrite(str(tmp), digit.round().astype(np.uint8))
+            good.append((i, normalize(digit, self.normalize["mean"], self.normalize["std"])))
         for start in range(0, len(good), batch_size):
             chunk = good[start : start + batch_size]
             probs = self.probabilities(np.stack([x for _, x in chunk]))
             for (i, _), p in zip(chunk, probs):
                 results[i] = self._result(paths[i], p)
         return results
+
+    def recognize_args(self, args: list[str], debug_dir: Path | None = None) -> list[dict]:
+        """Like `recognize`, for command-line arguments: files, and folders of images."""
+        items = collect_images(args)  # image paths, and error dicts for bad arguments
+        found = iter(self.recognize([x for x in items if isinstance(x, Path)], debug_dir=debug_dir))
+        return [next(found) if isinstance(x, Path) else x for x in items]
 
     def _result(self, path: Path, probs: np.ndarray) -> dict:
         top = np.argsort(-probs)[:TOP_K]
@@ -129,27 +144,23 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
-def collect_images(args: list[str]) -> tuple[list[Path], list[dict]]:
-    """Files and folders from the command line -> (image files, one error per bad argument)."""
-    files, errors = [], []
+def collect_images(args: list[str]) -> list[Path | dict]:
+    """Files and folders from the command line -> image paths, with an error dict in place of
+    each argument that is missing or a folder without images; in the order given."""
+    items: list[Path | dict] = []
     for arg in args:
         path = Path(arg)
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-            if found:
-                files.extend(found)
-            else:
-                errors.append(
-                    {
-                        "path": arg,
-                        "error": f"{arg}: folder holds no images ({', '.join(IMAGE_EXTENSIONS)})",
-                    }
-                )
+            if not found:
+                kinds = ", ".join(IMAGE_EXTENSIONS)
+                items.append({"path": arg, "error": f"{arg}: folder holds no images ({kinds})"})
+            items.extend(found)
         elif path.exists():
-            files.append(path)
+            items.append(path)
         else:
-            errors.append({"path": arg, "error": f"{arg}: no such file or folder"})
-    return files, errors
+            items.append({"path": arg, "error": f"{arg}: no such file or folder"})
+    return items
 
 
 def _gpu_config(

@@ -7,6 +7,7 @@ import numpy as np
 import paddle
 import pytest
 from conftest import DATA, ROOT, assert_one_line_error, run_tool
+from test_preprocess import png_header
 
 from mnist_paddle.config import DataConfig
 from mnist_paddle.data import arrays, load_mnist
@@ -71,29 +72,47 @@ def test_plain_output_one_line_per_image(exported, digits):
 
 def test_bad_inputs_each_get_a_line_and_the_rest_still_run(exported, digits, tmp_path):
     _, paths, _, preds = digits
+    good = paths[0].read_bytes()
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "text.png").write_text("not an image")
+    (tmp_path / "truncated.png").write_bytes(good[: len(good) // 2])
+    (tmp_path / "huge.png").write_bytes(png_header(100_000, 100_000))
+    cv2.imwrite(str(tmp_path / "blank.png"), np.full((64, 64), 255, np.uint8))
     (tmp_path / "no_images").mkdir()
-    result = infer(
-        exported,
-        str(tmp_path / "missing.png"),
-        str(tmp_path / "empty.png"),
-        str(tmp_path / "text.png"),
-        str(tmp_path / "no_images"),
-        str(paths[0]),
-    )
+    (tmp_path / "no_images" / "notes.txt").write_text("no images here")
+    bad = {
+        "missing.png": "missing.png: no such file or folder",
+        "empty.png": "empty.png: empty file",
+        "text.png": "text.png: not an image",
+        "truncated.png": "truncated.png: damaged image",
+        "huge.png": "huge.png: image is 100000x100000 pixels, more than the limit",
+        "blank.png": "blank.png: no digit found",
+        "no_images": "no_images: folder holds no images",
+    }
+    result = infer(exported, *(str(tmp_path / name) for name in bad), str(paths[0]))
     assert result.returncode == 1
-    assert result.stdout.startswith(f"{paths[0]}: {preds[0]} ")
-    errors = result.stderr.strip().splitlines()
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{paths[0]}: {preds[0]} (p=")
     assert "Traceback" not in result.stderr
-    assert len(errors) == 4
-    for fragment in (
-        "missing.png: no such file",
-        "empty.png: empty file",
-        "text.png: not an image",
-        "no_images: folder holds no images",
-    ):
-        assert any(fragment in line for line in errors), fragment
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == len(bad)  # one line each, in the order given
+    for line, message in zip(errors, bad.values()):
+        assert line.startswith("error: ") and message in line, line
+
+
+def test_debug_dir_holds_what_the_model_saw(exported, digits, tmp_path):
+    _, paths, _, _ = digits
+    result = infer(
+        exported, str(paths[0]), str(paths[COUNT]), "--debug-dir", str(tmp_path / "seen")
+    )
+    assert result.returncode == 0, result.stderr
+    seen = sorted((tmp_path / "seen").iterdir())
+    assert [p.name for p in seen] == [f"0000_{paths[0].stem}.png", f"0001_{paths[COUNT].stem}.png"]
+    mnist_style, from_paper = (cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in seen)
+    assert mnist_style.shape == (28, 28) and mnist_style.dtype == np.uint8
+    # the same digit, one drawn light on dark and one dark on light, is seen the same way
+    assert np.abs(mnist_style.astype(int) - from_paper.astype(int)).max() <= 2
+    assert mnist_style[0, 0] == 0 and mnist_style.max() == 255
 
 
 def test_bad_input_in_json_mode(exported, tmp_path):

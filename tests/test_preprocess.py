@@ -1,62 +1,147 @@
+import struct
+import zlib
+
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from mnist_paddle.errors import UserError
-from mnist_paddle.preprocess import load_input, read_gray, to_mnist
+from mnist_paddle.preprocess import MAX_PIXELS, load_digit, read_gray, to_mnist
 
 
-def digit(size: int = 28) -> np.ndarray:
-    """A white vertical bar (a '1') on black, like MNIST."""
-    image = np.zeros((size, size), np.uint8)
-    image[size // 5 : -size // 5, size * 2 // 5 : size * 3 // 5] = 255
-    return image
+def bar(height: int = 60, width: int = 60, top: int = 10, left: int = 25) -> np.ndarray:
+    """A float mask (0..1) with one thick vertical stroke, like a '1'."""
+    mask = np.zeros((height, width), np.float32)
+    mask[top : top + 40, left : left + 8] = 1.0
+    return mask
 
 
-def test_mnist_polarity_is_kept(tmp_path):
-    cv2.imwrite(str(tmp_path / "a.png"), digit())
-    x = load_input(tmp_path / "a.png", 127.5, 127.5)
-    assert x.shape == (1, 28, 28) and x.dtype == np.float32
-    assert x[0, 0, 0] == -1.0 and x[0, 14, 14] == 1.0
+def center_of_mass(image: np.ndarray) -> tuple[float, float]:
+    ys, xs = np.indices(image.shape)
+    return (ys * image).sum() / image.sum(), (xs * image).sum() / image.sum()
 
 
-def test_dark_ink_on_paper_is_inverted_and_resized(tmp_path):
-    cv2.imwrite(str(tmp_path / "a.png"), 255 - digit(112))
-    image = to_mnist(read_gray(tmp_path / "a.png"))
-    assert image.shape == (28, 28)
-    assert image[0, 0] == 0 and image[14, 14] == pytest.approx(255, abs=0.01)
+def ink_box(image: np.ndarray) -> tuple[int, int]:
+    ys, xs = np.nonzero(image > 0.1 * image.max())
+    return ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
 
 
-def test_color_and_16_bit_images_become_gray(tmp_path):
-    color = cv2.cvtColor(255 - digit(56), cv2.COLOR_GRAY2BGR)
-    color[:, :, 0] = np.maximum(color[:, :, 0], 80)  # bluish ink
-    cv2.imwrite(str(tmp_path / "c.png"), color)
-    cv2.imwrite(str(tmp_path / "w.png"), digit().astype(np.uint16) * 257)
-    assert to_mnist(read_gray(tmp_path / "c.png"))[14, 14] > 200
-    wide = read_gray(tmp_path / "w.png")
-    assert wide.max() == pytest.approx(255.0)
+def test_mnist_construction_box_20_and_center_of_mass():
+    # an off-center digit in a large page comes out 20 px tall, centered by mass at (14, 14)
+    page = np.zeros((300, 400), np.float32)
+    page[200:280, 20:50] = 255  # an 80x30 stroke near a corner
+    digit = to_mnist(page)
+    assert digit.shape == (28, 28)
+    assert 20 <= ink_box(digit)[0] <= 21  # 20, and a faint row from the sub-pixel shift
+    assert center_of_mass(digit) == pytest.approx((14, 14), abs=0.2)
+    assert digit.max() == pytest.approx(255, abs=1)
 
 
-def test_transparent_canvas_with_black_strokes(tmp_path):
-    rgba = np.zeros((100, 100, 4), np.uint8)  # fully transparent black
-    rgba[20:80, 45:55, 3] = 255  # opaque black stroke
-    cv2.imwrite(str(tmp_path / "t.png"), rgba)
-    image = to_mnist(read_gray(tmp_path / "t.png"))
-    assert image[0, 0] == 0 and image[14, 14] == pytest.approx(
-        255, abs=0.01
-    )  # light stroke on dark
+@pytest.mark.parametrize("light_ink", [True, False])
+def test_either_polarity_gives_light_ink_on_black(light_ink):
+    mask = bar()
+    paper, ink = (30.0, 220.0) if light_ink else (230.0, 40.0)
+    page = paper + (ink - paper) * mask
+    digit = to_mnist(page)
+    assert digit[0, 0] == 0 and digit[14, 14] > 200
 
 
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        (b"", "empty file"),
-        (b"hello, not an image", "not an image"),
-        (b"\x89PNG\r\n\x1a\n\0\0", "not an image"),
-    ],
-)
-def test_unusable_files(tmp_path, content, message):
-    path = tmp_path / "x.png"
-    path.write_bytes(content)
-    with pytest.raises(UserError, match=message):
-        read_gray(path)
+def test_texture_noise_and_specks_are_ignored():
+    rng = np.random.default_rng(0)
+    page = 220 + rng.normal(0, 6, (200, 200))  # grainy paper
+    page[40:160, 90:106] = 40  # the digit
+    page[5:8, 5:8] = 40  # a speck of dirt in the corner
+    digit = to_mnist(page)
+    assert center_of_mass(digit) == pytest.approx((14, 14), abs=0.3)
+    assert 20 <= ink_box(digit)[0] <= 21  # the speck did not stretch the crop
+
+
+def test_blank_page_has_no_digit():
+    rng = np.random.default_rng(0)
+    assert to_mnist(np.full((100, 100), 240.0)) is None
+    assert to_mnist(235 + rng.normal(0, 3, (100, 100))) is None
+
+
+def test_thin_strokes_are_thickened():
+    page = np.zeros((400, 400), np.float32)
+    page[40:360, 198:202] = 255  # 4 px wide on a 320 px digit: 0.25 px after scaling
+    digit = to_mnist(page) / 255
+    rows = digit.sum(axis=1)
+    width = rows[rows > 0.5].mean()  # ink per row of the stroke: its width in pixels
+    assert 1.5 <= width <= 3.0  # about MNIST's 2.25 px (0.97 px if it were not thickened)
+
+
+def save(path, array, **kw):
+    Image.fromarray(array).save(path, **kw)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".bmp", ".webp", ".tif"])
+def test_formats(tmp_path, suffix):
+    page = (230 - 190 * bar()).astype(np.uint8)
+    digit = load_digit(save(tmp_path / f"d{suffix}", page))
+    assert digit[14, 14] > 150 and digit[0, 0] < 10
+
+
+def test_rgb_palette_and_16_bit(tmp_path):
+    mask = bar()
+    rgb = np.dstack([240 - 200 * mask, 230 - 150 * mask, 200 - 60 * mask]).astype(np.uint8)
+    palette = Image.fromarray(rgb).convert("P", palette=Image.ADAPTIVE, colors=8)
+    wide = (65535 * mask).astype(np.uint16)
+    for image, name in ((Image.fromarray(rgb), "rgb.png"), (palette, "p.png")):
+        image.save(tmp_path / name)
+        assert load_digit(tmp_path / name)[14, 14] > 150
+    cv2.imwrite(str(tmp_path / "w.png"), wide)
+    assert read_gray(tmp_path / "w.png").max() == pytest.approx(255.0)
+    assert load_digit(tmp_path / "w.png")[14, 14] > 150
+
+
+@pytest.mark.parametrize("stroke", [0, 255])
+def test_transparent_canvas(tmp_path, stroke):
+    # a drawing canvas export: transparent everywhere but the strokes, which are black (or white)
+    rgba = np.zeros((100, 100, 4), np.uint8)
+    rgba[..., :3] = stroke
+    rgba[..., 3] = (255 * bar(100, 100, 30, 45)).astype(np.uint8)
+    digit = load_digit(save(tmp_path / "t.png", rgba))
+    assert digit[0, 0] == 0 and digit[14, 14] > 200
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A valid PNG start that claims width x height pixels, with next to no pixel data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit gray
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(bytes(100)))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_unusable_files(tmp_path):
+    good = save(tmp_path / "good.png", (255 * bar()).astype(np.uint8))
+    cases = {
+        "empty.png": (b"", "empty file"),
+        "text.png": (b"hello, not an image", "not an image"),
+        "truncated.png": (good.read_bytes()[:60], "damaged image"),
+        "huge.png": (
+            png_header(100_000, 100_000),
+            f"100000x100000 pixels, more than the limit of {MAX_PIXELS:,}",
+        ),
+        "huge2.png": (png_header(10_000, 5_000), "10000x5000 pixels"),
+    }
+    for name, (content, message) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(UserError, match=message):
+            load_digit(tmp_path / name)
+    blank = save(tmp_path / "blank.png", np.full((50, 50), 250, np.uint8))
+    with pytest.raises(UserError, match="no digit found"):
+        load_digit(blank)
+    with pytest.raises(UserError, match="no such file"):
+        load_digit(tmp_path / "missing.png")

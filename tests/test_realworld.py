@@ -1,0 +1,74 @@
+import csv
+import hashlib
+
+import numpy as np
+from conftest import DATA, run_tool
+
+from mnist_paddle.inference import Recognizer
+from mnist_paddle.realworld import GROUPS, evaluate, fonts, make_realworld, naive_input, read_idx
+
+
+def digest(folder):
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return {str(p.relative_to(folder)): hashlib.md5(p.read_bytes()).hexdigest() for p in files}
+
+
+def test_idx_reader_matches_mnist():
+    images = read_idx(DATA / "t10k-images-idx3-ubyte.gz")
+    labels = read_idx(DATA / "t10k-labels-idx1-ubyte.gz")
+    assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
+    assert labels.shape == (10000,) and labels[0] == 7 and set(labels) == set(range(10))
+
+
+def test_fonts_ship_with_matplotlib():
+    assert len(fonts()) >= 10
+
+
+def test_the_set_is_fixed_by_its_seed(tmp_path):
+    make_realworld(tmp_path / "a", DATA, count=12, seed=3)
+    make_realworld(tmp_path / "b", DATA, count=12, seed=3)
+    make_realworld(tmp_path / "c", DATA, count=12, seed=4)
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
+    assert digest(tmp_path / "a") != digest(tmp_path / "c")
+    with open(tmp_path / "a" / "labels.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["group"] for r in rows] == ["mnist_paper"] * 12 + ["printed"] * 12
+    labels = read_idx(DATA / "t10k-labels-idx1-ubyte.gz")
+    for r in rows:
+        assert (tmp_path / "a" / r["path"]).is_file()
+        if r["group"] == "mnist_paper":
+            assert int(r["label"]) == labels[int(r["mnist_index"])]
+    assert [int(r["label"]) for r in rows[12:]] == [i % 10 for i in range(12)]
+
+
+def test_evaluation_beats_the_naive_way(tmp_path, exported):
+    make_realworld(tmp_path, DATA, count=40, seed=0)
+    results = evaluate(Recognizer(exported), tmp_path, DATA)
+    assert set(results) == set(GROUPS)
+    for r in results.values():
+        assert r["images"] == 40
+        assert r["accuracy"] >= 0.6 > 0.4 > r["naive_accuracy"]  # a model trained on 5,000 images
+    assert 0.8 <= results["mnist_paper"]["plain_accuracy"] <= 1
+    assert naive_input(next(tmp_path.rglob("*.png")), 127.5, 127.5).shape == (1, 28, 28)
+
+
+def test_tools_write_the_set_and_the_report(tmp_path, exported):
+    made = run_tool("tools/make_realworld.py", "--out", str(tmp_path / "set"), "--count", "10")
+    assert made.returncode == 0, made.stderr
+    report = run_tool(
+        "tools/eval_realworld.py",
+        "--data",
+        str(tmp_path / "set"),
+        "--model-dir",
+        str(exported),
+        "--out",
+        str(tmp_path / "bench"),
+    )
+    assert report.returncode == 0, report.stderr
+    assert "| mnist_paper | 10 |" in report.stdout and "| printed | 10 |" in report.stdout
+    names = sorted(p.name for p in (tmp_path / "bench").iterdir())
+    assert names == ["realworld.json", "realworld.md", "realworld_examples.png"]
+    missing = run_tool(
+        "tools/eval_realworld.py", "--data", str(tmp_path / "nope"), "--model-dir", str(exported)
+    )
+    assert missing.returncode == 2 and "no evaluation set in" in missing.stderr
