@@ -1,0 +1,40 @@
+"""Measure training and inference speed side by side; writes output/bench/results.{json,md}.
+
+    python tools/benchmark.py [--epochs 3] [--model-dir output/inference]
+
+Needs an exported model (scripts/run_pipeline.sh makes one). PyTorch, ONNX Runtime and
+paddle2onnx come from requirements-bench.txt; without them their columns are skipped.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+from mnist_paddle.cli import parser, quiet_paddle, user_errors
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.add_argument("--epochs", type=int, default=3, help="training epochs per case (median taken)")
+    p.add_argument("--model-dir", default="output/inference", help="export folder")
+    p.add_argument("--data-root", default="data/mnist", help="MNIST files (default: data/mnist)")
+    p.add_argument("--out", default="output/bench", help="where results go (default: output/bench)")
+    p.add_argument("--case", choices=("project", "seed", "pytorch"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    quiet_paddle(args.verbose)
+    with user_errors():
+        from mnist_paddle import benchmark
+        from mnist_paddle.inference import read_metadata
+
+        if args.case:
+            print(json.dumps(benchmark.CASES[args.case](args.epochs, args.data_root)))
+            return
+        read_metadata(args.model_dir)  # a clear error now rather than after the training cases
+        results = benchmark.run(
+            Path(args.out), Path(args.model_dir), Path(args.data_root), args.epochs
+        )
+        print(benchmark.to_markdown(results))
+
+
+if __name__ == "__main__":
+    main()
