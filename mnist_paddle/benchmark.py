@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -220,12 +221,13 @@ def bench_inference(model_dir: Path) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             onnx_file = str(Path(tmp) / "model.onnx")
             meta = json.loads((model_dir / "metadata.json").read_text())
-            paddle2onnx.export(
-                str(model_dir / meta["files"]["model"]),
-                str(model_dir / meta["files"]["params"]),
-                save_file=onnx_file,
-                opset_version=13,
-            )
+            with _quiet_fds():  # paddle2onnx and polygraphy print a dozen lines from C++ and Python
+                paddle2onnx.export(
+                    str(model_dir / meta["files"]["model"]),
+                    str(model_dir / meta["files"]["params"]),
+                    save_file=onnx_file,
+                    opset_version=13,
+                )
             options = ort.SessionOptions()
             options.intra_op_num_threads = os.cpu_count() or 1
             session = ort.InferenceSession(onnx_file, options, providers=["CPUExecutionProvider"])
@@ -233,6 +235,24 @@ def bench_inference(model_dir: Path) -> dict:
             results["onnxruntime"] = _by_batch(lambda x: session.run(None, {name: x}))
     results["dygraph"] = _dygraph(model_dir)
     return results
+
+
+@contextmanager
+def _quiet_fds():
+    """Send what this process writes to stdout and stderr, C++ included, to /dev/null."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 1)
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
 
 
 def _dygraph(model_dir: Path) -> dict:
