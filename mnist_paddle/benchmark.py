@@ -111,7 +111,7 @@ def train_pytorch(epochs: int, data_root: str) -> dict:
     import torch
     from torch import nn
 
-    from mnist_paddle.realworld import read_idx
+    from mnist_paddle.data import read_idx
 
     torch.manual_seed(1)
     root = Path(data_root)
@@ -280,7 +280,7 @@ def _dygraph(model_dir: Path) -> dict:
 
 def bench_infer_cli(model_dir: Path, data_root: Path, files: int = 1000, repeats: int = 3) -> dict:
     """Wall time of `python deploy/infer.py` for 1 file and for `files` files, start-up included."""
-    from mnist_paddle.realworld import read_idx
+    from mnist_paddle.data import read_idx
 
     images = read_idx(data_root / "t10k-images-idx3-ubyte.gz")[:files]
     with tempfile.TemporaryDirectory() as tmp:

@@ -106,3 +106,11 @@ def arrays(dataset: Dataset, count: int | None = None) -> tuple[np.ndarray, np.n
     images = np.stack([image for image, _ in items])
     labels = np.array([int(label[0]) for _, label in items], dtype=np.int64)
     return images, labels
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file (gzip) as a uint8 array: (N, 28, 28) images or (N,) labels."""
+    data = gzip.decompress(path.read_bytes())
+    dims = data[3]  # the magic number's last byte counts the dimensions
+    shape = np.frombuffer(data, ">u4", count=dims, offset=4)
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)

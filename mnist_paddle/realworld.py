@@ -13,7 +13,6 @@ Two groups, each image named `<group>/<index>_label<digit>.<ext>` and listed in 
 from __future__ import annotations
 
 import csv
-import gzip
 from pathlib import Path
 
 import cv2
@@ -21,24 +20,15 @@ import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from mnist_paddle.data import mnist_files, read_idx
 from mnist_paddle.errors import UserError
 from mnist_paddle.fileio import atomic_path, write_json, write_text
 from mnist_paddle.preprocess import load_digit
 
 GROUPS = ("mnist_paper", "printed")
-TEST_IMAGES = "t10k-images-idx3-ubyte.gz"
-TEST_LABELS = "t10k-labels-idx1-ubyte.gz"
 # The fonts in matplotlib's own folder that have ordinary digits (the STIX size variants and
 # the TeX symbol fonts do not).
 FONT_PREFIXES = ("DejaVuSans", "DejaVuSerif", "STIXGeneral", "cmr10", "cmss10", "cmtt10")
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (gzip) as a uint8 array: (N, 28, 28) images or (N,) labels."""
-    data = gzip.decompress(path.read_bytes())
-    dims = data[3]  # the magic number's last byte counts the dimensions
-    shape = np.frombuffer(data, ">u4", count=dims, offset=4)
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
 def fonts() -> list[Path]:
@@ -53,7 +43,7 @@ def fonts() -> list[Path]:
 def make_realworld(out: Path, data_root: Path, count: int = 1000, seed: int = 0) -> Path:
     """Write `count` images per group under `out` and `out/labels.csv`; returns the CSV path."""
     rng = np.random.default_rng(seed)
-    images, labels = read_idx(data_root / TEST_IMAGES), read_idx(data_root / TEST_LABELS)
+    images, labels = (read_idx(path) for path in mnist_files(data_root, "test"))
     rows = []
     picks = rng.choice(len(images), size=count, replace=False)
     for i, index in enumerate(picks):
@@ -173,7 +163,7 @@ def evaluate(recognizer, set_dir: Path, data_root: Path) -> dict:
         }
         if group == "mnist_paper":
             index = np.array([int(r["mnist_index"]) for r in members])
-            plain = read_idx(data_root / TEST_IMAGES)[index].astype(np.float32)
+            plain = read_idx(mnist_files(data_root, "test")[0])[index].astype(np.float32)
             plain = ((plain - norm["mean"]) / norm["std"])[:, None]
             results[group]["plain_accuracy"] = float(
                 (recognizer.logits(plain).argmax(1) == labels).mean()

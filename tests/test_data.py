@@ -6,7 +6,7 @@ import pytest
 from conftest import DATA
 
 from mnist_paddle.config import DataConfig
-from mnist_paddle.data import FILES, load_mnist
+from mnist_paddle.data import FILES, load_mnist, read_idx
 from mnist_paddle.errors import UserError
 
 
@@ -66,3 +66,10 @@ def test_file_that_is_not_gzip_is_named(tmp_path):
     (root / FILES["test"][0]).write_text("not gzip")
     with pytest.raises(UserError, match="t10k-images-idx3-ubyte.gz: not a readable gzip file"):
         load_mnist(DataConfig(root=str(root)), "test")
+
+
+def test_idx_reader_matches_mnist():
+    images = read_idx(DATA / "t10k-images-idx3-ubyte.gz")
+    labels = read_idx(DATA / "t10k-labels-idx1-ubyte.gz")
+    assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
+    assert labels.shape == (10000,) and labels[0] == 7 and set(labels) == set(range(10))

@@ -1,23 +1,16 @@
 import csv
 import hashlib
 
-import numpy as np
 from conftest import DATA, run_tool
 
+from mnist_paddle.data import read_idx
 from mnist_paddle.inference import Recognizer
-from mnist_paddle.realworld import GROUPS, evaluate, fonts, make_realworld, naive_input, read_idx
+from mnist_paddle.realworld import GROUPS, evaluate, fonts, make_realworld, naive_input
 
 
 def digest(folder):
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     return {str(p.relative_to(folder)): hashlib.md5(p.read_bytes()).hexdigest() for p in files}
-
-
-def test_idx_reader_matches_mnist():
-    images = read_idx(DATA / "t10k-images-idx3-ubyte.gz")
-    labels = read_idx(DATA / "t10k-labels-idx1-ubyte.gz")
-    assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
-    assert labels.shape == (10000,) and labels[0] == 7 and set(labels) == set(range(10))
 
 
 def test_fonts_ship_with_matplotlib():
