@@ -18,7 +18,7 @@ from pathlib import Path
 
 import paddle
 
-from mnist_paddle.errors import UserError
+from mnist_paddle.errors import UserError, first_line
 from mnist_paddle.fileio import write_json
 
 FORMAT = "mnist-paddle-checkpoint/1"
@@ -47,8 +47,22 @@ def resolve_checkpoint(path: str | Path) -> Path:
         path = path.with_suffix("")
     for suffix in (PARAMS, META):
         if not path.with_name(path.name + suffix).is_file():
-            raise UserError(f"no checkpoint at {path}: {path.name}{suffix} is missing")
+            raise UserError(
+                f"no checkpoint at {path}: {path.name}{suffix} is missing "
+                "(python tools/train.py writes output/<run>/final)"
+            )
     return path
+
+
+def load_weights(model: paddle.Model, prefix: Path) -> None:
+    """`model.load(prefix)`, with a damaged or foreign parameters file as a one-line error."""
+    try:
+        model.load(str(prefix))
+    except Exception as e:  # pickle, shape and Paddle errors alike
+        raise UserError(
+            f"{prefix}{PARAMS}: cannot load it, the file is damaged or not this model's "
+            f"({first_line(e)})"
+        ) from None
 
 
 def read_meta(prefix: Path) -> dict:

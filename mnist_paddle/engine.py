@@ -20,7 +20,7 @@ import paddle
 from paddle.static import InputSpec
 
 from mnist_paddle import plots
-from mnist_paddle.checkpoint import read_meta, resolve_checkpoint, save_checkpoint
+from mnist_paddle.checkpoint import load_weights, read_meta, resolve_checkpoint, save_checkpoint
 from mnist_paddle.config import Config, ModelConfig, save_config
 from mnist_paddle.data import IMAGE_SHAPE, NUM_CLASSES, arrays, load_mnist
 from mnist_paddle.errors import UserError
@@ -54,7 +54,7 @@ def finetune(cfg: Config) -> dict:
     setup(cfg)
     network = build_model(cfg.model.name, num_classes=NUM_CLASSES, **cfg.model.args)
     model = new_model(network)
-    model.load(str(prefix))  # before prepare(): the new optimizer starts fresh at the new lr
+    load_weights(model, prefix)  # before prepare(): the new optimizer starts fresh at the new lr
     prepare(model, cfg.train.lr)
 
     train_data, test_data = load_mnist(cfg.data, "train"), load_mnist(cfg.data, "test")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import paddle
 
-from mnist_paddle.checkpoint import find_checkpoints, read_meta, resolve_checkpoint
+from mnist_paddle.checkpoint import find_checkpoints, load_weights, read_meta, resolve_checkpoint
 from mnist_paddle.config import DataConfig
 from mnist_paddle.data import arrays, load_mnist
 from mnist_paddle.engine import IMAGE_SPEC
@@ -58,7 +58,7 @@ def export(
         meta["model"]["name"], num_classes=meta["num_classes"], **meta["model"]["args"]
     )
     model = paddle.Model(network, inputs=[IMAGE_SPEC])
-    model.load(str(prefix))
+    load_weights(model, prefix)
     network.eval()
 
     out.parent.mkdir(parents=True, exist_ok=True)

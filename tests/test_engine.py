@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -114,3 +115,14 @@ def test_every_config_trains(config, tmp_path):
     assert cfg.model.name in MODELS
     assert np.isfinite(metrics["epochs"][0]["loss"])
     assert (cfg.run_dir / "final.pdparams").is_file()
+
+
+def test_damaged_checkpoint_is_one_clear_error(trained, tmp_path):
+    cfg, _ = trained
+    for suffix in (".pdparams", ".json"):
+        shutil.copy(cfg.run_dir / f"final{suffix}", tmp_path / f"final{suffix}")
+    params = tmp_path / "final.pdparams"
+    params.write_bytes(params.read_bytes()[:1000])  # cut short, as by a full disk
+    ft = small_config(tmp_path / "out", "finetune.yml", f"train.init_from={tmp_path / 'final'}")
+    with pytest.raises(UserError, match="final.pdparams: cannot load it, the file is damaged"):
+        engine.finetune(ft)
