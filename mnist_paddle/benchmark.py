@@ -111,17 +111,17 @@ def train_pytorch(epochs: int, data_root: str) -> dict:
     import torch
     from torch import nn
 
-    from mnist_paddle.data import read_idx
+    from mnist_paddle.data import mnist_files, read_idx
 
     torch.manual_seed(1)
-    root = Path(data_root)
 
-    def tensors(images: str, labels: str):
-        x = torch.from_numpy(read_idx(root / images).astype(np.float32)).sub_(127.5).div_(127.5)
-        return x.unsqueeze(1), torch.from_numpy(read_idx(root / labels).astype(np.int64))
+    def tensors(split: str):
+        images, labels = (read_idx(path) for path in mnist_files(data_root, split))
+        x = torch.from_numpy(images.astype(np.float32)).sub_(127.5).div_(127.5)
+        return x.unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
 
-    x, y = tensors("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
-    tx, ty = tensors("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+    x, y = tensors("train")
+    tx, ty = tensors("test")
     net = nn.Sequential(
         nn.Conv2d(1, 6, 3, padding=1),
         nn.ReLU(),
@@ -209,7 +209,9 @@ def _by_batch(run) -> dict:
 def bench_inference(model_dir: Path) -> dict:
     from mnist_paddle.inference import Recognizer
 
-    results = {"paddle_inference": _by_batch(Recognizer(model_dir).logits)}
+    recognizer = Recognizer(model_dir)
+    meta = recognizer.meta
+    results = {"paddle_inference": _by_batch(recognizer.logits)}
     try:
         import onnxruntime as ort
         import paddle2onnx
@@ -220,7 +222,6 @@ def bench_inference(model_dir: Path) -> dict:
     else:
         with tempfile.TemporaryDirectory() as tmp:
             onnx_file = str(Path(tmp) / "model.onnx")
-            meta = json.loads((model_dir / "metadata.json").read_text())
             with _quiet_fds():  # paddle2onnx and polygraphy print a dozen lines from C++ and Python
                 paddle2onnx.export(
                     str(model_dir / meta["files"]["model"]),
@@ -233,7 +234,7 @@ def bench_inference(model_dir: Path) -> dict:
             session = ort.InferenceSession(onnx_file, options, providers=["CPUExecutionProvider"])
             name = session.get_inputs()[0].name
             results["onnxruntime"] = _by_batch(lambda x: session.run(None, {name: x}))
-    results["dygraph"] = _dygraph(model_dir)
+    results["dygraph"] = _dygraph(model_dir, meta)
     return results
 
 
@@ -255,12 +256,11 @@ def _quiet_fds():
                 os.close(fd)
 
 
-def _dygraph(model_dir: Path) -> dict:
+def _dygraph(model_dir: Path, meta: dict) -> dict:
     from mnist_paddle.checkpoint import read_meta, resolve_checkpoint
     from mnist_paddle.errors import UserError
     from mnist_paddle.models import build_model
 
-    meta = json.loads((model_dir / "metadata.json").read_text())
     # The checkpoint path is relative to where the export ran: the folder above output/.
     try:
         prefix = resolve_checkpoint(model_dir.resolve().parent.parent / meta["checkpoint"])
@@ -280,9 +280,9 @@ def _dygraph(model_dir: Path) -> dict:
 
 def bench_infer_cli(model_dir: Path, data_root: Path, files: int = 1000, repeats: int = 3) -> dict:
     """Wall time of `python deploy/infer.py` for 1 file and for `files` files, start-up included."""
-    from mnist_paddle.data import read_idx
+    from mnist_paddle.data import mnist_files, read_idx
 
-    images = read_idx(data_root / "t10k-images-idx3-ubyte.gz")[:files]
+    images = read_idx(mnist_files(data_root, "test")[0])[:files]
     with tempfile.TemporaryDirectory() as tmp:
         for i, image in enumerate(images):
             cv2.imwrite(os.path.join(tmp, f"{i:04d}.png"), image)

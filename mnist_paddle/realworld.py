@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 from mnist_paddle.data import mnist_files, read_idx
 from mnist_paddle.errors import UserError
 from mnist_paddle.fileio import atomic_path, write_json, write_text
-from mnist_paddle.preprocess import load_digit
+from mnist_paddle.preprocess import load_digit, normalize
 
 GROUPS = ("mnist_paper", "printed")
 # The fonts in matplotlib's own folder that have ordinary digits (the STIX size variants and
@@ -132,6 +132,12 @@ def _compose(alpha: np.ndarray, background, color, rng) -> np.ndarray:
     return np.clip(page, 0, 255).astype(np.uint8)
 
 
+def _rows(set_dir: Path) -> list[dict]:
+    """The set's labels.csv: one {"path", "group", "label", "mnist_index"} per image."""
+    with open(set_dir / "labels.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def naive_input(path: Path, mean: float, std: float) -> np.ndarray:
     """The naive way: gray, resized to 28x28, normalized; no polarity, no cropping, no centering."""
     with Image.open(path) as image:
@@ -143,8 +149,7 @@ def evaluate(recognizer, set_dir: Path, data_root: Path) -> dict:
     """Accuracy per group of `recognizer` on the set in `set_dir`, with this project's
     preprocessing and the naive one, per digit too; for mnist_paper also the model's accuracy on
     the same digits as MNIST stores them ("plain_accuracy")."""
-    with open(set_dir / "labels.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = _rows(set_dir)
     norm = recognizer.normalize
     results = {}
     for group in GROUPS:
@@ -207,22 +212,21 @@ def plot_examples(set_dir: Path, recognizer, path: Path, per_group: int) -> None
     """A figure: the first images of each group above the 28x28 image the model saw."""
     import matplotlib.pyplot as plt
 
-    with open(set_dir / "labels.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = _rows(set_dir)
     picks = [r for g in GROUPS for r in [r for r in rows if r["group"] == g][:per_group]]
+    norm = recognizer.normalize
     fig, axes = plt.subplots(2, len(picks), figsize=(1.3 * len(picks), 3.0), squeeze=False)
     for column, row in enumerate(picks):
         file = set_dir / row["path"]
-        result = recognizer.recognize([file])[0]
         with Image.open(file) as image:
             axes[0, column].imshow(image.convert("RGBA"))
         axes[0, column].set_title(f"label {row['label']}", fontsize=8)
-        if "digit" in result:
-            axes[1, column].imshow(load_digit(file), cmap="gray", vmin=0, vmax=255)
-            color = "green" if result["digit"] == int(row["label"]) else "red"
-            axes[1, column].set_title(
-                f"{result['digit']} (p={result['prob']:.2f})", fontsize=8, color=color
-            )
+        seen = load_digit(file)  # (28, 28): what the model is fed, before normalization
+        probs = recognizer.probabilities(normalize(seen, norm["mean"], norm["std"])[None])[0]
+        digit = int(probs.argmax())
+        axes[1, column].imshow(seen, cmap="gray", vmin=0, vmax=255)
+        color = "green" if digit == int(row["label"]) else "red"
+        axes[1, column].set_title(f"{digit} (p={probs[digit]:.2f})", fontsize=8, color=color)
         for ax in axes[:, column]:
             ax.set_xticks([])
             ax.set_yticks([])
