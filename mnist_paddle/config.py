@@ -94,13 +94,6 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
     return cfg
 
 
-def config_from_dict(raw: dict, source: str = "config") -> Config:
-    """Build a checked `Config` from a plain dict (e.g. one saved beside a checkpoint)."""
-    cfg = _build(Config, raw, "", lambda key: source)
-    _check_ranges(cfg, lambda key: source)
-    return cfg
-
-
 def to_dict(cfg: Config) -> dict:
     return dataclasses.asdict(cfg)
 
