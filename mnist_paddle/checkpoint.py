@@ -6,7 +6,8 @@ A checkpoint is a path prefix, e.g. `output/lenet/final`:
     final.pdopt      optimizer state (Model.save)
     final.json       model name and arguments, input shape, normalization, epoch, test accuracy
 
-The JSON file is written last, so a checkpoint whose JSON file exists is complete.
+The JSON file is written last, so a checkpoint whose JSON file exists is complete. A run folder
+also has `latest`, the name of its newest complete epoch checkpoint, rewritten after each epoch.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from pathlib import Path
 import paddle
 
 from mnist_paddle.errors import UserError, first_line
-from mnist_paddle.fileio import write_json
+from mnist_paddle.fileio import write_json, write_text
 
 FORMAT = "mnist-paddle-checkpoint/1"
 PARAMS, OPTIMIZER, META = ".pdparams", ".pdopt", ".json"
+LATEST = "latest"
 
 
 def save_checkpoint(model: paddle.Model, prefix: str | Path, meta: dict) -> None:
@@ -36,6 +38,18 @@ def save_checkpoint(model: paddle.Model, prefix: str | Path, meta: dict) -> None
             if written.exists():
                 os.replace(written, prefix.with_name(prefix.name + suffix))
     write_json(prefix.with_name(prefix.name + META), {"format": FORMAT, **meta})
+
+
+def write_latest(run_dir: Path, name: str) -> None:
+    write_text(run_dir / LATEST, name + "\n")
+
+
+def read_latest(run_dir: Path) -> Path | None:
+    """The prefix `latest` points to, or None when no epoch has finished."""
+    pointer = run_dir / LATEST
+    if not pointer.is_file():
+        return None
+    return resolve_checkpoint(run_dir / pointer.read_text(encoding="utf-8").strip())
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -54,15 +68,54 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
-def load_weights(model: paddle.Model, prefix: Path) -> None:
-    """`model.load(prefix)`, with a damaged or foreign parameters file as a one-line error."""
+def load_weights(model: paddle.Model, prefix: Path, model_name: str) -> None:
+    """`model.load(prefix)` (parameters, and the optimizer state when the model is prepared).
+
+    A damaged file, or parameters of another architecture than `model_name`, is a one-line error.
+    """
+    params = prefix.with_name(prefix.name + PARAMS)
+    state = read_params(params)
+    if _shapes(state) != _shapes(model.network.state_dict()):
+        owner = _which_model(state)
+        holds = f"a {owner!r} model's parameters" if owner else "parameters of another model"
+        raise UserError(
+            f"{params} holds {holds}, not a {model_name!r} model's; "
+            "the checkpoint's files do not belong together"
+        )
     try:
         model.load(str(prefix))
-    except Exception as e:  # pickle, shape and Paddle errors alike
+    except Exception as e:  # the optimizer file: pickle and Paddle errors alike
         raise UserError(
-            f"{prefix}{PARAMS}: cannot load it, the file is damaged or not this model's "
-            f"({first_line(e)})"
+            f"{prefix}{OPTIMIZER}: cannot load it, the file is damaged ({first_line(e)})"
         ) from None
+
+
+def read_params(path: Path) -> dict:
+    """A .pdparams file as {name: tensor}; a damaged file or another kind of file is a UserError."""
+    try:
+        state = paddle.load(str(path))
+    except Exception as e:  # pickle, EOF and Paddle errors alike
+        raise UserError(
+            f"{path}: cannot load it, the file is damaged or not a checkpoint ({first_line(e)})"
+        ) from None
+    if not isinstance(state, dict) or not all(hasattr(v, "shape") for v in state.values()):
+        raise UserError(f"{path}: not a parameters file (expected names and tensors)")
+    return state
+
+
+def _shapes(state: dict) -> dict:
+    return {name: list(value.shape) for name, value in state.items()}
+
+
+def _which_model(state: dict) -> str | None:
+    """The registered model (with default arguments) whose parameters look like `state`."""
+    from mnist_paddle.models import MODELS, build_model  # noqa: PLC0415 (builds every model)
+
+    shapes = _shapes(state)
+    for name in sorted(MODELS):
+        if _shapes(build_model(name).state_dict()) == shapes:
+            return name
+    return None
 
 
 def read_meta(prefix: Path) -> dict:

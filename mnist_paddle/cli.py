@@ -60,12 +60,12 @@ def add_config_args(p: argparse.ArgumentParser, default: str | None) -> None:
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Report a `UserError` as one line on stderr and exit 2; Ctrl-C exits 130."""
+    """Report a `UserError` as one line on stderr and exit 2 (130 for Ctrl-C)."""
     try:
         yield
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(e.exit_code) from None
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         raise SystemExit(130) from None

@@ -37,13 +37,33 @@ class DataConfig:
     train_limit: int = 0  # train on the first N training images only (0: all 60,000)
     test_limit: int = 0  # evaluate on the first N test images only (0: all 10,000)
     num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
+    # Hold out this many training images (a fixed random choice) to pick the best epoch and to
+    # stop early; 0 evaluates on the test set after each epoch, as the tutorial does.
+    val_size: int = 0
+
+
+@dataclass
+class AugmentConfig:
+    """Random affine changes of each training batch (all 0: off). No flips: a flipped 2 is no 2."""
+
+    rotate: float = 0.0  # degrees, uniform in -rotate..rotate
+    scale: float = 0.0  # relative size change, uniform in 1-scale..1+scale
+    shift: float = 0.0  # pixels, uniform in -shift..shift along each axis
 
 
 @dataclass
 class TrainConfig:
     epochs: int = 5
     batch_size: int = 64
-    lr: float = 0.001  # Adam's learning rate
+    lr: float = 0.001  # the learning rate (the peak of a schedule)
+    optimizer: str = "adam"  # adam, or adamw (weight decay decoupled from the gradient)
+    weight_decay: float = 0.0  # adam: L2 penalty on the loss; adamw: decoupled decay per step
+    # constant; cosine (decay to 0, after warmup_epochs of linear warm-up); onecycle (warm-up
+    # over the first 30% of the steps to lr, cosine down to ~0). All are stepped every batch.
+    schedule: str = "constant"
+    warmup_epochs: float = 0.0  # cosine only
+    label_smoothing: float = 0.0  # share of each target spread evenly over all classes
+    early_stop: int = 0  # stop after this many epochs without a better validation accuracy (0: off)
     seed: int = 2024  # seeds Paddle's and NumPy's generators (weight init, shuffling)
     device: str = "auto"  # auto (GPU when Paddle has CUDA and sees one), cpu or gpu
     log_freq: int = 100  # steps between progress-bar updates
@@ -58,6 +78,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     @property
     def run_dir(self) -> Path:
@@ -65,6 +86,8 @@ class Config:
 
 
 DEVICES = ("auto", "cpu", "gpu")
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("constant", "cosine", "onecycle")
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
@@ -184,10 +207,29 @@ def _check_ranges(cfg: Config, source_of) -> None:
         ("data.train_limit", cfg.data.train_limit >= 0, ">= 0 (0: all images)"),
         ("data.test_limit", cfg.data.test_limit >= 0, ">= 0 (0: all images)"),
         ("data.num_workers", cfg.data.num_workers >= 0, ">= 0"),
+        ("data.val_size", 0 <= cfg.data.val_size < 60000, ">= 0 and < 60000"),
         ("train.epochs", cfg.train.epochs >= 1, ">= 1"),
         ("train.batch_size", cfg.train.batch_size >= 1, ">= 1"),
         ("train.lr", cfg.train.lr > 0, "> 0"),
         ("train.device", cfg.train.device in DEVICES, "one of " + ", ".join(DEVICES)),
+        ("train.optimizer", cfg.train.optimizer in OPTIMIZERS, "one of " + ", ".join(OPTIMIZERS)),
+        ("train.weight_decay", cfg.train.weight_decay >= 0, ">= 0"),
+        ("train.schedule", cfg.train.schedule in SCHEDULES, "one of " + ", ".join(SCHEDULES)),
+        (
+            "train.warmup_epochs",
+            0 <= cfg.train.warmup_epochs < cfg.train.epochs,
+            ">= 0 and < train.epochs",
+        ),
+        ("train.label_smoothing", 0 <= cfg.train.label_smoothing < 1, ">= 0 and < 1"),
+        ("train.early_stop", cfg.train.early_stop >= 0, ">= 0 (0: off)"),
+        (
+            "train.early_stop",
+            cfg.train.early_stop == 0 or cfg.data.val_size > 0,
+            "0 unless data.val_size > 0 (stopping on the test set would tune on it)",
+        ),
+        ("augment.rotate", 0 <= cfg.augment.rotate <= 45, "between 0 and 45 degrees"),
+        ("augment.scale", 0 <= cfg.augment.scale < 0.5, ">= 0 and < 0.5"),
+        ("augment.shift", 0 <= cfg.augment.shift <= 6, "between 0 and 6 pixels"),
         ("train.log_freq", cfg.train.log_freq >= 1, ">= 1"),
         ("train.verbose", cfg.train.verbose in (0, 1, 2), "0, 1 or 2"),
     ]

@@ -21,7 +21,7 @@ from mnist_paddle.data import arrays, load_mnist
 from mnist_paddle.engine import IMAGE_SPEC
 from mnist_paddle.errors import UserError
 from mnist_paddle.fileio import DIR_MODE, write_json
-from mnist_paddle.inference import FORMAT, METADATA, Recognizer
+from mnist_paddle.inference import FORMAT, METADATA, Recognizer, file_digest
 from mnist_paddle.models import build_model
 
 PREFIX = "inference"  # -> inference.json + inference.pdiparams
@@ -58,7 +58,7 @@ def export(
         meta["model"]["name"], num_classes=meta["num_classes"], **meta["model"]["args"]
     )
     model = paddle.Model(network, inputs=[IMAGE_SPEC])
-    load_weights(model, prefix)
+    load_weights(model, prefix, meta["model"]["name"])
     network.eval()
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -66,7 +66,7 @@ def export(
     staging.chmod(DIR_MODE)
     try:
         model.save(str(staging / PREFIX), training=False)
-        write_json(staging / METADATA, _metadata(meta, prefix))
+        write_json(staging / METADATA, _metadata(meta, prefix, staging))
         diff = _check(network, staging, meta, data_root)
         _replace_dir(staging, out)
     finally:
@@ -78,12 +78,14 @@ def export(
     return out
 
 
-def _metadata(meta: dict, prefix: Path) -> dict:
+def _metadata(meta: dict, prefix: Path, folder: Path) -> dict:
+    files = {"model": f"{PREFIX}.json", "params": f"{PREFIX}.pdiparams"}
     return {
         "format": FORMAT,
         "model": meta["model"],
         "checkpoint": str(prefix),
-        "files": {"model": f"{PREFIX}.json", "params": f"{PREFIX}.pdiparams"},
+        "files": files,
+        "sha256": {name: file_digest(folder / name) for name in files.values()},
         "input_name": IMAGE_SPEC.name,
         "input_shape": meta["input_shape"],
         "normalize": meta["normalize"],

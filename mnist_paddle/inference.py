@@ -9,6 +9,7 @@ Needs only the export folder (`tools/export.py` writes it), never the training c
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -22,9 +23,14 @@ from mnist_paddle.fileio import atomic_path
 from mnist_paddle.preprocess import IMAGE_EXTENSIONS, load_digit, normalize
 
 METADATA = "metadata.json"
-FORMAT = "mnist-paddle-inference/1"
+FORMAT = "mnist-paddle-inference/2"  # 2: with the SHA-256 of each file
 GPU_MEMORY_MB = 256  # initial GPU memory pool; Paddle grows it when needed
 TOP_K = 3
+REQUIRED = ("files", "sha256", "input_shape", "normalize", "class_names")  # keys of metadata.json
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def read_metadata(model_dir: str | Path) -> dict:
@@ -43,6 +49,9 @@ def read_metadata(model_dir: str | Path) -> dict:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else None
         raise UserError(f"{path}: format {found!r}, this version reads {FORMAT!r}; export again")
+    missing = [key for key in REQUIRED if key not in meta]
+    if missing:
+        raise UserError(f"{path}: {', '.join(missing)} missing; export the model again")
     return meta
 
 
@@ -67,6 +76,11 @@ class Recognizer:
         for path in files:
             if not path.is_file():
                 raise UserError(f"{self.model_dir}: {path.name} is missing; export the model again")
+            if file_digest(path) != self.meta["sha256"][path.name]:
+                raise UserError(
+                    f"{path}: damaged or truncated (its SHA-256 is not the one {METADATA} "
+                    "recorded at export); export the model again"
+                )
         if device == "gpu":
             self._batch = self._create(_gpu_config(*files, self.meta, tensorrt))
             self._single = self._batch

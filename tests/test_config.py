@@ -10,8 +10,8 @@ from mnist_paddle.models import MODELS
 CONFIGS = sorted((ROOT / "configs").glob("*.yml"))
 
 
-def test_default_config_is_the_tutorials_recipe():
-    cfg = load_config(ROOT / "configs" / "lenet.yml")
+def test_tutorial_config_is_the_tutorials_recipe():
+    cfg = load_config(ROOT / "configs" / "lenet_tutorial.yml")
     assert (cfg.model.name, cfg.train.epochs, cfg.train.batch_size, cfg.train.lr) == (
         "lenet",
         5,
@@ -19,6 +19,20 @@ def test_default_config_is_the_tutorials_recipe():
         0.001,
     )
     assert (cfg.data.mean, cfg.data.std) == (127.5, 127.5)
+    # nothing beyond the tutorial: constant Adam, no augmentation, evaluation on the test set
+    assert (cfg.train.optimizer, cfg.train.schedule, cfg.train.weight_decay) == (
+        "adam",
+        "constant",
+        0,
+    )
+    assert cfg.train.label_smoothing == 0 and cfg.data.val_size == 0
+    assert (cfg.augment.rotate, cfg.augment.scale, cfg.augment.shift) == (0, 0, 0)
+
+
+def test_default_config_is_the_tutorials_network_for_5_epochs():
+    cfg = load_config(ROOT / "configs" / "lenet.yml")
+    assert (cfg.model.name, cfg.train.epochs) == ("lenet", 5)
+    assert cfg.data.val_size > 0  # the test images are for the final number only
     assert cfg.run_dir == Path("output/lenet")
 
 
@@ -33,6 +47,8 @@ def test_finetune_config_continues_the_default_run():
 def test_every_config_loads_and_names_a_registered_model(path):
     cfg = load_config(path)
     assert cfg.model.name in MODELS or path.name == "finetune.yml"
+    if cfg.data.val_size:  # the validation images come out of the 60,000 training images
+        assert cfg.data.train_limit == 0 or cfg.data.val_size < cfg.data.train_limit
 
 
 def test_every_registered_model_has_a_config():
@@ -84,6 +100,16 @@ def write(tmp_path, text: str) -> Path:
         ("", ["train.device=tpu"], ["'train.device' must be one of auto, cpu, gpu"]),
         ("", ["data.std=0"], ["'data.std' must be > 0"]),
         ("", ["data.train_limit=-5"], ["'data.train_limit' must be >= 0"]),
+        ("", ["data.val_size=60000"], ["'data.val_size' must be >= 0 and < 60000"]),
+        ("", ["train.optimizer=sgd"], ["'train.optimizer' must be one of adam, adamw"]),
+        ("", ["train.schedule=step"], ["'train.schedule' must be one of constant, cosine"]),
+        ("", ["train.weight_decay=-1"], ["'train.weight_decay' must be >= 0"]),
+        ("", ["train.warmup_epochs=5"], ["'train.warmup_epochs' must be >= 0 and < train.epochs"]),
+        ("", ["train.label_smoothing=1"], ["'train.label_smoothing' must be >= 0 and < 1"]),
+        ("", ["train.early_stop=2"], ["'train.early_stop' must be 0 unless data.val_size > 0"]),
+        ("", ["augment.rotate=90"], ["'augment.rotate' must be between 0 and 45"]),
+        ("augment:\n  shift: 10\n", [], ["c.yml", "'augment.shift' must be between 0 and 6"]),
+        ("augment:\n  flip: true\n", [], ["c.yml", "unknown key 'augment.flip'", "rotate"]),
         ("", ["run_name=a/b"], ["'run_name' must be a non-empty name"]),
         ("[1, 2]\n", [], ["c.yml", "expected a mapping"]),
         ("train: [\n", [], ["c.yml", "not valid YAML", "line"]),

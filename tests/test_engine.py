@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import paddle
 import pytest
-from conftest import ROOT, small_config
+from conftest import DATA, ROOT, run_tool, small_config
 
 from mnist_paddle import engine
 from mnist_paddle.checkpoint import read_meta
@@ -33,6 +33,7 @@ def test_run_folder_holds_everything(trained):
     written = json.loads((run / "metrics.json").read_text())
     assert written == json.loads(json.dumps(metrics))
     assert (written["run"], written["model"]) == (cfg.run_name, "lenet")
+    assert written["eval_split"] == "test"
     assert [e["epoch"] for e in written["epochs"]] == [1, 2]
     for e in written["epochs"]:
         assert set(e) >= {"epoch", "loss", "eval_loss", "eval_acc", "seconds"}
@@ -52,7 +53,7 @@ def test_run_folder_holds_everything(trained):
 def test_final_checkpoint_reproduces_the_final_accuracy(trained):
     cfg, metrics = trained
     network = engine.build_model("lenet")
-    model = engine.prepare(engine.new_model(network), 1e-3)
+    model = engine.prepare(engine.new_model(network), cfg.train, steps_per_epoch=1)
     model.load(str(cfg.run_dir / "final"))
     acc = model.evaluate(load_mnist(cfg.data, "test"), batch_size=500, verbose=0)["acc"]
     assert acc == pytest.approx(metrics["final"]["eval_acc"])
@@ -111,6 +112,15 @@ def test_every_config_trains(config, tmp_path):
     cfg = small_config(
         tmp_path, config, "data.train_limit=256", "data.test_limit=64", "train.epochs=1"
     )
+    if cfg.data.val_size:
+        cfg = small_config(
+            tmp_path,
+            config,
+            "data.train_limit=320",
+            "data.test_limit=64",
+            "train.epochs=1",
+            "data.val_size=64",
+        )
     metrics = engine.train(cfg)
     assert cfg.model.name in MODELS
     assert np.isfinite(metrics["epochs"][0]["loss"])
@@ -126,3 +136,79 @@ def test_damaged_checkpoint_is_one_clear_error(trained, tmp_path):
     ft = small_config(tmp_path / "out", "finetune.yml", f"train.init_from={tmp_path / 'final'}")
     with pytest.raises(UserError, match="final.pdparams: cannot load it, the file is damaged"):
         engine.finetune(ft)
+
+
+QUICK = ("data.train_limit=1200", "data.test_limit=300", "train.batch_size=64")
+
+
+def test_same_seed_same_result_with_every_option(tmp_path):
+    options = (*QUICK, "train.epochs=2", "data.val_size=200", "train.seed=5")
+    first = engine.train(small_config(tmp_path / "a", "convnet.yml", *options))
+    second = engine.train(small_config(tmp_path / "b", "convnet.yml", *options))
+    assert first["epochs"][-1]["loss"] == second["epochs"][-1]["loss"]
+    assert first["final"] == second["final"]
+    assert first["step_losses"] == second["step_losses"]
+    other = engine.train(small_config(tmp_path / "c", "convnet.yml", *options[:-1], "train.seed=6"))
+    assert other["step_losses"] != first["step_losses"]
+
+
+def test_validation_picks_the_best_epoch_and_tests_once(tmp_path):
+    cfg = small_config(tmp_path, "lenet.yml", *QUICK, "train.epochs=3", "data.val_size=200")
+    metrics = engine.train(cfg)
+    assert metrics["eval_split"] == "validation"
+    best = max(metrics["epochs"], key=lambda e: e["eval_acc"])
+    meta = read_meta(cfg.run_dir / "final")
+    assert meta["epoch"] == best["epoch"] == metrics["final"]["epoch"]
+    assert meta["val_acc"] == best["eval_acc"]
+    assert meta["eval_acc"] == metrics["final"]["eval_acc"]  # the test accuracy
+    # the final checkpoint holds the best epoch's weights
+    best_params = paddle.load(str(cfg.run_dir / f"epoch_{best['epoch']}.pdparams"))
+    final_params = paddle.load(str(cfg.run_dir / "final.pdparams"))
+    for name, value in best_params.items():
+        np.testing.assert_array_equal(value.numpy(), final_params[name].numpy())
+
+
+def test_early_stopping_ends_a_run_that_stopped_improving(tmp_path):
+    # at a learning rate of 1e-9 nothing changes: epoch 2 is no better than epoch 1
+    cfg = small_config(
+        tmp_path,
+        "lenet.yml",
+        *QUICK,
+        "train.epochs=4",
+        "data.val_size=200",
+        "train.early_stop=1",
+        "train.schedule=constant",
+        "train.lr=1e-9",
+    )
+    metrics = engine.train(cfg)
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
+    assert read_meta(cfg.run_dir / "final")["epoch"] == 1
+
+
+def test_data_parallel_training_on_two_processes(tmp_path):
+    """The launcher's two CPU processes (gloo) train one run; only the first writes files."""
+    result = run_tool(
+        "-m",
+        "paddle.distributed.launch",
+        "--nproc_per_node",
+        "2",
+        "--log_dir",
+        str(tmp_path / "log"),
+        "tools/train.py",
+        "-c",
+        "configs/lenet.yml",
+        "-o",
+        f"output_dir={tmp_path}",
+        "-o",
+        f"data.root={DATA}",
+        "-o",
+        "train.epochs=1",
+        *(f"-o{o}" for o in (*QUICK, "data.val_size=200")),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = tmp_path / "lenet"
+    meta = read_meta(run / "final")
+    assert meta["epoch"] == 1 and meta["eval_acc"] > 0.5
+    metrics = json.loads((run / "metrics.json").read_text())
+    # each process took half of every batch of 64: (1200 - 200) / 2 images in steps of 32
+    assert len(metrics["step_losses"]) == 16

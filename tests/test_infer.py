@@ -1,6 +1,7 @@
 """deploy/infer.py as a user runs it, on PNGs written from MNIST test images."""
 
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -127,6 +128,50 @@ def test_bad_input_in_json_mode(exported, tmp_path):
 def test_missing_model_folder(tmp_path):
     result = run_tool("deploy/infer.py", "--model-dir", str(tmp_path / "nope"), "x.png")
     assert_one_line_error(result, "model folder", "not found", "tools/export.py")
+
+
+def _truncate(folder):
+    params = folder / "inference.pdiparams"
+    params.write_bytes(params.read_bytes()[:1000])
+
+
+def _old_version(folder):
+    meta = json.loads((folder / "metadata.json").read_text())
+    (folder / "metadata.json").write_text(json.dumps(meta | {"format": "mnist-paddle-inference/1"}))
+
+
+def _no_checksums(folder):
+    meta = json.loads((folder / "metadata.json").read_text())
+    del meta["sha256"]
+    (folder / "metadata.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize(
+    ("damage", "fragments"),
+    [
+        (lambda f: (f / "metadata.json").unlink(), ["no exported model here (metadata.json"]),
+        (lambda f: (f / "inference.pdiparams").unlink(), ["inference.pdiparams is missing"]),
+        (lambda f: (f / "inference.json").unlink(), ["inference.json is missing"]),
+        (_truncate, ["inference.pdiparams: damaged or truncated", "export the model again"]),
+        (_old_version, ["format 'mnist-paddle-inference/1', this version reads", "export again"]),
+        (_no_checksums, ["metadata.json: sha256 missing"]),
+        (lambda f: (f / "metadata.json").write_text("{"), ["metadata.json: unreadable"]),
+    ],
+    ids=[
+        "no-model",
+        "no-params",
+        "no-program",
+        "truncated",
+        "old-version",
+        "old-fields",
+        "bad-json",
+    ],
+)
+def test_broken_model_folder_is_one_clear_error(exported, digits, tmp_path, damage, fragments):
+    folder = tmp_path / "model"
+    shutil.copytree(exported, folder)
+    damage(folder)
+    assert_one_line_error(infer(folder, str(digits[1][0])), *fragments)
 
 
 @pytest.mark.skipif(

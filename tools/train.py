@@ -1,6 +1,10 @@
 """Train a model on MNIST with paddle.Model.fit and write its run folder under output/.
 
 python tools/train.py -c configs/lenet.yml [-o train.epochs=3 ...] [--summary]
+                       [--resume | --overwrite]
+
+A run folder that already holds a run is not overwritten unless --overwrite is given;
+--resume continues an interrupted run (Ctrl-C, kill, power cut) after its last complete epoch.
 """
 
 from mnist_paddle.cli import add_config_args, parser, quiet_paddle, user_errors
@@ -13,13 +17,24 @@ def main() -> None:
     p.add_argument(
         "--summary", action="store_true", help="print paddle.summary of the model and exit"
     )
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run after its last complete epoch"
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace a run already in the run folder"
+    )
     args = p.parse_args()
     quiet_paddle(args.verbose)
     with user_errors():
         cfg = load_config(args.config, args.overrides)
         from mnist_paddle import engine  # imports Paddle, after quiet_paddle()
 
-        engine.print_summary(cfg) if args.summary else engine.train(cfg)
+        if args.summary:
+            engine.print_summary(cfg)
+        elif args.resume:
+            engine.resume(cfg)
+        else:
+            engine.train(cfg, overwrite=args.overwrite)
 
 
 if __name__ == "__main__":

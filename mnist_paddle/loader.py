@@ -1,0 +1,124 @@
+"""Training batches from images decoded and normalized once, shuffled and augmented per batch.
+
+`paddle.Model.fit` takes any iterable of (images, labels) batches with a length. `TrainLoader` is
+one: the whole training set lives in one float32 array (60,000 x 784 floats, 188 MB), each epoch
+is a permutation drawn from (seed, epoch), and the random affine augmentation of a batch is one
+`affine_grid` + `grid_sample` call. So a seed fixes the order, the augmentation and, through
+`paddle.seed`, the initial weights: two runs with the same config give the same numbers.
+
+In a data-parallel run (`python -m paddle.distributed.launch --nproc_per_node N ...`) every
+process draws the same permutation and takes its own share of each batch; `batch_size` stays the
+global batch, so a recipe means the same on one process or several.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+from paddle.io import Dataset
+
+from mnist_paddle.config import AugmentConfig
+from mnist_paddle.errors import UserError
+
+# The validation images are the same ones whatever the training seed, so runs compare fairly.
+VAL_SPLIT_SEED = 0
+
+
+def split_validation(
+    images: np.ndarray, labels: np.ndarray, val_size: int
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """((train images, labels), (validation images, labels)): `val_size` images held out."""
+    if val_size >= len(images):
+        raise UserError(
+            f"data.val_size is {val_size}, but there are only {len(images)} training images"
+        )
+    order = np.random.default_rng(VAL_SPLIT_SEED).permutation(len(images))
+    train, val = np.sort(order[val_size:]), np.sort(order[:val_size])
+    return (images[train], labels[train]), (images[val], labels[val])
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A seed for Paddle's generator in `epoch`, drawn from (seed, epoch) like the shuffle."""
+    return int(np.random.default_rng([seed, epoch, 0]).integers(2**31))
+
+
+class ArrayDataset(Dataset):
+    """(N, 1, 28, 28) float32 images and (N,) int64 labels as a Dataset of (image, (1,) label),
+    for evaluation and prediction."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray):
+        self.images, self.labels = images, labels
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.images[index], self.labels[index : index + 1]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+class TrainLoader:
+    """Shuffled, optionally augmented batches of (N, 1, 28, 28) images and (N, 1) labels."""
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        batch_size: int,
+        seed: int,
+        augment: AugmentConfig,
+        background: float,
+    ):
+        self.images, self.labels = images, labels
+        self.seed, self.augment, self.background = seed, augment, background
+        self.epoch = 0
+        env = paddle.distributed.ParallelEnv()
+        self.rank, self.nranks = env.rank, env.nranks
+        if batch_size < self.nranks:
+            raise UserError(
+                f"train.batch_size {batch_size} is smaller than the {self.nranks} processes"
+            )
+        self.batch_size = batch_size // self.nranks  # this process's share of a batch
+        # Every process takes the same number of images, so all take the same number of steps.
+        self.per_rank = len(images) // self.nranks
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the next `__iter__`'s order and augmentation from (seed, epoch)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return math.ceil(self.per_rank / self.batch_size)
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(len(self.images))[self.rank :: self.nranks][: self.per_rank]
+        augment_rng = np.random.default_rng([self.seed, self.epoch, self.rank + 1])
+        for start in range(0, self.per_rank, self.batch_size):
+            index = np.sort(order[start : start + self.batch_size])  # sorted: faster gather
+            images = paddle.to_tensor(self.images[index])
+            if self.augmented:
+                images = self._augment(images, augment_rng)
+            yield images, paddle.to_tensor(self.labels[index, None])
+
+    @property
+    def augmented(self) -> bool:
+        return any((self.augment.rotate, self.augment.scale, self.augment.shift))
+
+    def _augment(self, images: paddle.Tensor, rng: np.random.Generator) -> paddle.Tensor:
+        """Rotate, scale and shift each image by its own random amount, background kept."""
+        n, _, height, width = images.shape
+        angle = np.deg2rad(rng.uniform(-self.augment.rotate, self.augment.rotate, n))
+        scale = rng.uniform(1 - self.augment.scale, 1 + self.augment.scale, n)
+        # grid coordinates run from -1 to 1 across the image: one pixel is 2 / width of them
+        shift = rng.uniform(-self.augment.shift, self.augment.shift, (n, 2)) * 2 / width
+        cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
+        # (N, 2, 3): where each output pixel samples the input
+        theta = np.stack(
+            [np.stack([cos, -sin, shift[:, 0]], 1), np.stack([sin, cos, shift[:, 1]], 1)], 1
+        )
+        grid = F.affine_grid(paddle.to_tensor(theta, "float32"), [n, 1, height, width], False)
+        # grid_sample fills the outside with 0; shift so that 0 is the background
+        moved = F.grid_sample(images - self.background, grid, align_corners=False)
+        return moved + self.background

@@ -1,0 +1,140 @@
+"""The model-zoo table: every recipe in `configs/`, trained (or its finished run reused), measured.
+
+For each config: parameters, FLOPs (`paddle.flops`, one 1x28x28 image), test accuracy of the final
+checkpoint, training wall time, and Paddle Inference images/s at batch 64 on the exported model.
+Training runs in a child process per config (`tools/train.py`, or `tools/finetune.py` for a config
+with `train.init_from`), so every run is what a user gets from the command line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import paddle
+
+from mnist_paddle.checkpoint import META, read_meta
+from mnist_paddle.config import Config, load_config
+from mnist_paddle.data import IMAGE_SHAPE
+from mnist_paddle.errors import UserError
+from mnist_paddle.fileio import write_json, write_text
+from mnist_paddle.models import build_model, count_parameters
+
+ROOT = Path(__file__).resolve().parents[1]
+INFER_BATCH = 64
+INFER_CALLS = 300
+
+# What the source tutorials report for the same network, where they report it.
+SEED_RESULTS = {
+    "lenet_tutorial": "98.57% (seed 003, 5 epochs)",
+    "lenet_finetune": "98.92% (seed 003, +2 epochs)",
+    "conv_bn": "98.69% (seed 000, 10 epochs, PyTorch)",
+}
+
+
+def zoo(
+    configs: list[Path], output_dir: str, out_dir: Path, retrain: bool = False, jobs: int = 1
+) -> list[dict]:
+    """Train what has no finished run (every config with `retrain`), then measure every run."""
+    cfgs = [load_config(path, [f"output_dir={output_dir}"]) for path in configs]
+    todo = [
+        (path, cfg) for path, cfg in zip(configs, cfgs) if retrain or not _finished(cfg.run_dir)
+    ]
+    # Fine-tuning starts from another run's checkpoint: train those first.
+    plain = [(p, c) for p, c in todo if not c.train.init_from]
+    tuned = [(p, c) for p, c in todo if c.train.init_from]
+    for group in (plain, tuned):
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            list(pool.map(lambda job: _train(*job, output_dir), group))
+
+    rows = []
+    for cfg in cfgs:
+        print(f"measuring {cfg.run_dir}", flush=True)
+        rows.append(measure(cfg))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "zoo.json", rows)
+    write_text(out_dir / "zoo.md", to_markdown(rows))
+    print(to_markdown(rows))
+    print(f"wrote {out_dir}/zoo.json and zoo.md")
+    return rows
+
+
+def _finished(run_dir: Path) -> bool:
+    return (run_dir / f"final{META}").is_file() and (run_dir / "metrics.json").is_file()
+
+
+def _train(path: Path, cfg: Config, output_dir: str) -> None:
+    tool = "finetune.py" if cfg.train.init_from else "train.py"
+    log = Path(output_dir) / f"{cfg.run_name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    print(f"training {path} -> {cfg.run_dir} (log: {log})", flush=True)
+    command = [sys.executable, str(ROOT / "tools" / tool), "-c", str(path)]
+    command += ["-o", f"output_dir={output_dir}", "-o", "train.verbose=2"]
+    with open(log, "w") as f:
+        done = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        raise UserError(f"training {path} failed (exit {done.returncode}); see {log}")
+
+
+def measure(cfg: Config) -> dict:
+    from mnist_paddle.export import export  # noqa: PLC0415 (export imports the inference stack)
+    from mnist_paddle.inference import Recognizer  # noqa: PLC0415
+
+    final = cfg.run_dir / "final"
+    meta = read_meta(final)
+    metrics = json.loads((cfg.run_dir / "metrics.json").read_text())
+    model = meta["model"]
+    network = build_model(model["name"], num_classes=meta["num_classes"], **model["args"])
+    with contextlib.redirect_stdout(io.StringIO()):  # paddle.flops prints a line per layer type
+        flops = paddle.flops(network, [1, *IMAGE_SHAPE], print_detail=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        recognizer = Recognizer(export(final, out=Path(tmp) / "inference", data_root=cfg.data.root))
+        images_per_second = _images_per_second(recognizer)
+    epochs = metrics["epochs"]
+    return {
+        "run": cfg.run_name,
+        "model": model["name"],
+        "parameters": count_parameters(network),
+        "flops": int(flops),  # multiply-adds, as paddle.flops counts them
+        "epochs": len(epochs),
+        "test_acc": meta["eval_acc"],
+        "val_acc": meta.get("val_acc"),
+        "train_minutes": sum(e["seconds"] for e in epochs) / 60,
+        "images_per_second": images_per_second,
+        "seed_result": SEED_RESULTS.get(cfg.run_name, ""),
+    }
+
+
+def _images_per_second(recognizer) -> float:
+    x = np.random.default_rng(0).standard_normal((INFER_BATCH, *IMAGE_SHAPE)).astype(np.float32)
+    for _ in range(20):  # warm-up
+        recognizer.logits(x)
+    times = []
+    for _ in range(INFER_CALLS):
+        start = time.perf_counter()
+        recognizer.logits(x)
+        times.append(time.perf_counter() - start)
+    return INFER_BATCH / float(np.median(times))
+
+
+def to_markdown(rows: list[dict]) -> str:
+    lines = [
+        "| run | model | parameters | FLOPs (paddle.flops) | epochs | test accuracy | training | "
+        "images/s (batch 64) | the seed's |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['run']} | {r['model']} | {r['parameters']:,} | {r['flops'] / 1e6:.2f} M | "
+            f"{r['epochs']} | {100 * r['test_acc']:.2f}% | {r['train_minutes']:.1f} min | "
+            f"{r['images_per_second']:,.0f} | {r['seed_result'] or '-'} |"
+        )
+    return "\n".join(lines) + "\n"
