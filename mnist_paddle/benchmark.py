@@ -1,7 +1,8 @@
 """Training and inference speed, measured side by side in one sitting.
 
-Training (seconds per epoch of 60,000 images, batch 64, Adam 1e-3, the LeNet of configs/lenet.yml),
-each case in its own process so that none inherits another's threads or caches:
+Training (seconds per epoch of 60,000 images, batch 64, Adam 1e-3: the LeNet recipe of
+configs/lenet_tutorial.yml), each case in its own process so that none inherits another's
+threads or caches:
 
     project  this project's training path (engine.train: paddle.Model.fit)
     seed     the tutorial's code: Model.fit over paddle.vision.datasets.MNIST + T.Normalize
@@ -50,7 +51,7 @@ def train_project(epochs: int, data_root: str) -> dict:
             "train.verbose=0",
             f"data.root={data_root}",
         ]
-        metrics = engine.train(load_config(ROOT / "configs" / "lenet.yml", overrides))
+        metrics = engine.train(load_config(ROOT / "configs" / "lenet_tutorial.yml", overrides))
     return {
         "epoch_seconds": [e["seconds"] for e in metrics["epochs"]],
         "test_acc": metrics["final"]["eval_acc"],

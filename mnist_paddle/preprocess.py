@@ -19,6 +19,7 @@ An image with no ink is "no digit found", not a guess.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import cv2
@@ -48,32 +49,38 @@ def read_gray(path: str | Path) -> np.ndarray:
     """The image at `path` as (H, W) float32 gray levels 0..255; a `UserError` if unusable."""
     path = Path(path)
     try:
-        with Image.open(path) as image:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder") from None
+    return decode_gray(data, str(path))
+
+
+def decode_gray(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Encoded image bytes as (H, W) float32 gray levels 0..255; `name` is used in errors."""
+    if not data:
+        raise NotAnImage(f"{name}: empty file")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
-            if width * height > MAX_PIXELS:
-                raise UserError(
-                    f"{path}: image is {width}x{height} pixels, more than the limit of "
-                    f"{MAX_PIXELS:,}"
+            if width * height > max_pixels:
+                raise NotAnImage(
+                    f"{name}: image is {width}x{height} pixels, more than the limit of "
+                    f"{max_pixels:,}"
                 )
             image = ImageOps.exif_transpose(image)  # phone photos store their rotation in EXIF
             return _to_gray(image)
     except UserError:
         raise
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a folder") from None
     except UnidentifiedImageError:
-        kind = (
-            "empty file" if path.stat().st_size == 0 else "not an image (or an unsupported format)"
-        )
-        raise UserError(f"{path}: {kind}") from None
+        raise NotAnImage(f"{name}: not an image (or an unsupported format)") from None
     except Image.DecompressionBombError:
-        raise UserError(
-            f"{path}: image is larger than the limit of {MAX_PIXELS:,} pixels"
+        raise NotAnImage(
+            f"{name}: image is larger than the limit of {max_pixels:,} pixels"
         ) from None
     except (OSError, SyntaxError, ValueError) as e:  # truncated or corrupt data
-        raise UserError(f"{path}: damaged image ({e})") from None
+        raise NotAnImage(f"{name}: damaged image ({e})") from None
 
 
 def _to_gray(image: Image.Image) -> np.ndarray:
@@ -204,7 +211,24 @@ def normalize(image: np.ndarray, mean: float, std: float) -> np.ndarray:
 
 def load_digit(path: str | Path) -> np.ndarray:
     """Image file -> (28, 28) float32 0..255 MNIST-like digit; a `UserError` if none is found."""
-    digit = to_mnist(read_gray(path))
+    return _digit(read_gray(path), str(path))
+
+
+def decode_digit(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Like `load_digit`, for an image's bytes (an upload)."""
+    return _digit(decode_gray(data, name, max_pixels), name)
+
+
+def _digit(gray: np.ndarray, name: str) -> np.ndarray:
+    digit = to_mnist(gray)
     if digit is None:
-        raise UserError(f"{path}: no digit found (the image has no ink)")
+        raise NoDigit(f"{name}: no digit found (the image has no ink)")
     return digit
+
+
+class NotAnImage(UserError):
+    """The bytes are not a usable image: empty, unknown format, damaged, too large."""
+
+
+class NoDigit(UserError):
+    """A readable image with nothing on it."""

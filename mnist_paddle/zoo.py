@@ -41,7 +41,12 @@ SEED_RESULTS = {
 
 
 def zoo(
-    configs: list[Path], output_dir: str, out_dir: Path, retrain: bool = False, jobs: int = 1
+    configs: list[Path],
+    output_dir: str,
+    out_dir: Path,
+    retrain: bool = False,
+    jobs: int = 1,
+    nproc: int = 1,
 ) -> list[dict]:
     """Train what has no finished run (every config with `retrain`), then measure every run."""
     cfgs = [load_config(path, [f"output_dir={output_dir}"]) for path in configs]
@@ -53,7 +58,7 @@ def zoo(
     tuned = [(p, c) for p, c in todo if c.train.init_from]
     for group in (plain, tuned):
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            list(pool.map(lambda job: _train(*job, output_dir), group))
+            list(pool.map(lambda job: _train(*job, output_dir, nproc), group))
 
     rows = []
     for cfg in cfgs:
@@ -71,12 +76,17 @@ def _finished(run_dir: Path) -> bool:
     return (run_dir / f"final{META}").is_file() and (run_dir / "metrics.json").is_file()
 
 
-def _train(path: Path, cfg: Config, output_dir: str) -> None:
+def _train(path: Path, cfg: Config, output_dir: str, nproc: int) -> None:
     tool = "finetune.py" if cfg.train.init_from else "train.py"
     log = Path(output_dir) / f"{cfg.run_name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     print(f"training {path} -> {cfg.run_dir} (log: {log})", flush=True)
-    command = [sys.executable, str(ROOT / "tools" / tool), "-c", str(path)]
+    command = [sys.executable]
+    if nproc > 1:  # data-parallel: one process per core (see mnist_paddle/loader.py)
+        launcher_logs = Path(output_dir) / f"{cfg.run_name}.launch"
+        command += ["-m", "paddle.distributed.launch", "--nproc_per_node", str(nproc)]
+        command += ["--log_dir", str(launcher_logs)]
+    command += [str(ROOT / "tools" / tool), "-c", str(path), "--overwrite"]
     command += ["-o", f"output_dir={output_dir}", "-o", "train.verbose=2"]
     with open(log, "w") as f:
         done = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT)

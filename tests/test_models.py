@@ -15,7 +15,7 @@ PARAMETERS = {
     "two_conv": 20_350,
     "conv_bn": 442_510,
     "three_conv": 21_578,
-    "convnet": 35_994,
+    "convnet": 66_714,
 }
 
 

@@ -1,0 +1,61 @@
+"""Serve the exported model over HTTP: a JSON API and a page to draw digits on.
+
+    python deploy/serve.py [--model-dir output/inference] [--host 127.0.0.1] [--port 8000]
+
+Then open http://127.0.0.1:8000/ in a browser, or POST images to /predict:
+
+    curl -F image=@digit.png http://127.0.0.1:8000/predict
+
+Listens on localhost only unless --host says otherwise. Each worker process creates one Paddle
+Inference predictor at start-up. Uses only the export folder, never the training code.
+"""
+
+import dataclasses
+import json
+import os
+
+from mnist_paddle.cli import parser, quiet_paddle, user_errors
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.add_argument(
+        "--model-dir", default="output/inference", help="export folder (default: output/inference)"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
+    p.add_argument("--max-body", type=int, default=4 * 1024 * 1024, help="bytes per request")
+    p.add_argument("--max-pixels", type=int, default=4_000_000, help="pixels per image")
+    p.add_argument("--max-images", type=int, default=32, help="images per request")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
+    args = p.parse_args()
+    quiet_paddle(args.verbose)
+    with user_errors():
+        import uvicorn
+
+        from mnist_paddle.inference import Recognizer
+        from mnist_paddle.serve import SETTINGS, Limits
+
+        meta = Recognizer(args.model_dir).meta  # a broken export is one line now, not per worker
+        limits = Limits(args.max_body, args.max_pixels, args.max_images, args.timeout)
+        os.environ[SETTINGS] = json.dumps(
+            {"model_dir": args.model_dir, "limits": dataclasses.asdict(limits)}
+        )
+        print(
+            f"serving {args.model_dir} ({meta['model']['name']}) on "
+            f"http://{args.host}:{args.port}/ with {args.workers} worker(s); Ctrl-C stops",
+            flush=True,
+        )
+        uvicorn.run(
+            "mnist_paddle.serve:app_from_environment",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level="info" if args.verbose else "warning",
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""The recognizer as an HTTP service (FastAPI): a JSON API and a draw-a-digit page.
+
+    GET  /         the page: a canvas to draw on, the prediction, the ten probabilities, and
+                   the 28x28 image the model saw
+    GET  /health   {"status": "ok", "model": ..., "test_acc": ...}
+    POST /predict  images as multipart uploads (field `image`, repeatable) or as JSON
+                   {"image": "<base64>"} / {"images": [...]} (data URLs too); answers
+                   {"results": [{"digit", "prob", "top", "probs", "seen"}]}, in order
+
+Each worker process creates one `Recognizer` (its Paddle Inference predictors) at start-up and
+runs every request through it, one at a time. Requests are refused with a 4xx and a JSON
+`{"error": ...}` when they are not what the API takes or exceed a limit; a readable image with
+nothing drawn on it gets `{"error": "no digit found ..."}` in its place of the results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from mnist_paddle.inference import TOP_K, Recognizer
+from mnist_paddle.preprocess import NoDigit, NotAnImage, decode_digit, normalize
+
+PAGE = Path(__file__).with_name("page.html")
+SETTINGS = "MNIST_PADDLE_SERVE"  # environment variable: the settings of worker processes (JSON)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body: int = 4 * 1024 * 1024  # bytes of one request
+    max_pixels: int = 4_000_000  # pixels of one image (a 2000x2000 photo)
+    max_images: int = 32  # images in one request
+    timeout: float = 10.0  # seconds for one request's recognition
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def create_app(model_dir: str | Path = "output/inference", limits: Limits | None = None) -> FastAPI:
+    """The service for the exported model in `model_dir`; its predictor is created at start-up."""
+    limits = limits or Limits()
+    state: dict = {}
+    lock = threading.Lock()  # one predictor per worker: requests take turns
+
+    async def lifespan(app: FastAPI):
+        state["recognizer"] = Recognizer(model_dir)
+        yield
+
+    app = FastAPI(title="mnist-paddle", lifespan=lifespan, docs_url=None, redoc_url=None)
+
+    @app.exception_handler(BadRequest)
+    async def bad_request(request: Request, error: BadRequest) -> JSONResponse:
+        return JSONResponse({"error": str(error)}, status_code=error.status)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page() -> str:
+        return PAGE.read_text(encoding="utf-8")
+
+    @app.get("/health")
+    async def health() -> dict:
+        meta = state["recognizer"].meta
+        return {"status": "ok", "model": meta["model"]["name"], "test_acc": meta.get("test_acc")}
+
+    @app.post("/predict")
+    async def predict(request: Request) -> dict:
+        images = await _read_images(request, limits)
+        work = asyncio.to_thread(_recognize, state["recognizer"], lock, images, limits)
+        try:
+            return {"results": await asyncio.wait_for(work, limits.timeout)}
+        except asyncio.TimeoutError:
+            raise BadRequest(503, f"recognition took longer than {limits.timeout:g} s") from None
+
+    return app
+
+
+async def _read_images(request: Request, limits: Limits) -> list[tuple[str, bytes]]:
+    """The request's images as (name, bytes); a `BadRequest` for anything else."""
+    length = request.headers.get("content-length")
+    if length is None:
+        raise BadRequest(411, "send a Content-Length header")
+    if int(length) > limits.max_body:
+        raise BadRequest(413, f"request body of {int(length):,} bytes, limit {limits.max_body:,}")
+    kind = request.headers.get("content-type", "").split(";")[0].strip()
+    if kind == "multipart/form-data":
+        form = await request.form(max_files=limits.max_images + 1)
+        uploads = form.getlist("image")
+        if not uploads:
+            raise BadRequest(
+                400, f"no 'image' field in the form (fields: {', '.join(form) or '-'})"
+            )
+        images = [(u.filename or f"image {i}", await u.read()) for i, u in enumerate(uploads)]
+    elif kind == "application/json":
+        images = _json_images(await _json(request))
+    else:
+        raise BadRequest(415, "send multipart/form-data or application/json")
+    if not images:
+        raise BadRequest(400, "no images in the request")
+    if len(images) > limits.max_images:
+        raise BadRequest(413, f"{len(images)} images in one request, limit {limits.max_images}")
+    return images
+
+
+async def _json(request: Request):
+    try:
+        return await request.json()
+    except ValueError:
+        raise BadRequest(400, "the body is not valid JSON") from None
+
+
+def _json_images(body) -> list[tuple[str, bytes]]:
+    if isinstance(body, dict) and "image" in body:
+        texts = [body["image"]]
+    elif isinstance(body, dict) and isinstance(body.get("images"), list):
+        texts = body["images"]
+    else:
+        raise BadRequest(400, 'expected {"image": "<base64>"} or {"images": ["<base64>", ...]}')
+    images = []
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise BadRequest(400, f"image {i}: expected a base64 string")
+        if text.startswith("data:"):  # a data URL, as canvas.toDataURL() gives
+            text = text.partition(",")[2]
+        try:
+            images.append((f"image {i}", base64.b64decode(text, validate=True)))
+        except (binascii.Error, ValueError):
+            raise BadRequest(400, f"image {i}: not valid base64") from None
+    return images
+
+
+def _recognize(
+    recognizer: Recognizer, lock: threading.Lock, images: list[tuple[str, bytes]], limits: Limits
+) -> list[dict]:
+    digits: list[np.ndarray | None] = []
+    results: list[dict] = []
+    for name, data in images:
+        try:
+            digits.append(decode_digit(data, name, limits.max_pixels))
+            results.append({})
+        except NotAnImage as e:
+            raise BadRequest(400, str(e)) from None
+        except NoDigit as e:  # a blank canvas: an answer, not a bad request
+            digits.append(None)
+            results.append({"error": str(e)})
+    found = [i for i, d in enumerate(digits) if d is not None]
+    if found:
+        mean, std = recognizer.normalize["mean"], recognizer.normalize["std"]
+        batch = np.stack([normalize(digits[i], mean, std) for i in found])
+        with lock:
+            probs = recognizer.probabilities(batch)
+        for i, p in zip(found, probs):
+            results[i] = _result(recognizer.class_names, p, digits[i])
+    return results
+
+
+def _result(class_names: list[str], probs: np.ndarray, seen: np.ndarray) -> dict:
+    top = np.argsort(-probs)[:TOP_K]
+    png = cv2.imencode(".png", seen.round().astype(np.uint8))[1].tobytes()
+    return {
+        "digit": int(class_names[top[0]]),
+        "prob": round(float(probs[top[0]]), 4),
+        "top": [{"digit": int(class_names[k]), "prob": round(float(probs[k]), 4)} for k in top],
+        "probs": [round(float(p), 4) for p in probs],
+        "seen": "data:image/png;base64," + base64.b64encode(png).decode("ascii"),
+    }
+
+
+def app_from_environment() -> FastAPI:
+    """`create_app` with the settings deploy/serve.py put in the environment (for uvicorn's
+    worker processes, which import the app by name)."""
+    settings = json.loads(os.environ[SETTINGS])
+    return create_app(settings["model_dir"], Limits(**settings["limits"]))

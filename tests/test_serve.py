@@ -1,0 +1,208 @@
+"""deploy/serve.py, started as a user starts it, through a real HTTP client and a real browser."""
+
+import base64
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+from conftest import ROOT, assert_one_line_error, run_tool
+from test_preprocess import png_header
+
+from mnist_paddle.loadtest import labelled_pngs, run_load
+
+SAMPLE_FILES = sorted((ROOT / "deploy" / "samples").glob("*_label?.png"))
+SAMPLES = labelled_pngs(ROOT / "deploy" / "samples")  # (PNG bytes, label), in SAMPLE_FILES order
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model_dir, *args: str):
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "deploy/serve.py", "--model-dir", str(model_dir), "--port", str(port)]
+        + list(args),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            time.sleep(0.2)
+        if process.poll() is not None:
+            break
+    process.kill()
+    raise RuntimeError(f"the server did not start: {process.communicate()[0]}")
+
+
+@pytest.fixture(scope="module")
+def server(exported):
+    process, url = start_server(exported)
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def small_server(exported):
+    """A server with small limits, to check that they hold."""
+    process, url = start_server(
+        exported, "--max-body", "200000", "--max-pixels", "1000000", "--max-images", "4"
+    )
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def test_health(server):
+    assert httpx.get(f"{server}/health").json() == {
+        "status": "ok",
+        "model": "lenet",
+        "test_acc": pytest.approx(0.9, abs=0.1),
+    }
+
+
+@pytest.fixture(scope="module")
+def infer_answers(exported) -> list[dict]:
+    """What deploy/infer.py's recognizer says of the sample files."""
+    from mnist_paddle.inference import Recognizer
+
+    return Recognizer(exported).recognize(SAMPLE_FILES)
+
+
+def test_uploads_and_base64_answer_as_infer_py_does(server, infer_answers):
+    files = [("image", (f"{i}.png", data)) for i, (data, _) in enumerate(SAMPLES)]
+    uploaded = httpx.post(f"{server}/predict", files=files).json()["results"]
+    encoded = [base64.b64encode(data).decode() for data, _ in SAMPLES]
+    as_json = httpx.post(f"{server}/predict", json={"images": encoded}).json()["results"]
+    assert uploaded == as_json
+    # the same preprocessing and model as deploy/infer.py
+    assert [r["digit"] for r in uploaded] == [a["digit"] for a in infer_answers]
+    assert [r["top"] for r in uploaded] == [a["top"] for a in infer_answers]
+    for r in uploaded:
+        assert r["top"][0] == {"digit": r["digit"], "prob": r["prob"]}
+        assert len(r["probs"]) == 10 and sum(r["probs"]) == pytest.approx(1, abs=1e-3)
+        assert r["seen"].startswith("data:image/png;base64,")
+    # a data URL, as the page's canvas sends it
+    url = "data:image/png;base64," + encoded[0]
+    (one,) = httpx.post(f"{server}/predict", json={"image": url}).json()["results"]
+    assert one == uploaded[0]
+
+
+def test_a_blank_image_is_an_answer_not_an_error(server):
+    blank = cv2.imencode(".png", np.full((64, 64), 255, np.uint8))[1].tobytes()
+    files = [("image", ("blank.png", blank)), ("image", ("d.png", SAMPLES[0][0]))]
+    response = httpx.post(f"{server}/predict", files=files)
+    assert response.status_code == 200
+    blank_result, digit_result = response.json()["results"]
+    assert blank_result == {"error": "blank.png: no digit found (the image has no ink)"}
+    assert digit_result["digit"] == SAMPLES[0][1]
+
+
+@pytest.mark.parametrize(
+    ("request_args", "status", "fragment"),
+    [
+        ({"files": {"image": ("a.txt", b"hello")}}, 400, "a.txt: not an image"),
+        ({"files": {"image": ("a.png", b"")}}, 400, "a.png: empty file"),
+        (
+            {"files": {"photo": ("a.png", b"x")}},
+            400,
+            "no 'image' field in the form (fields: photo)",
+        ),
+        ({"json": {"picture": "x"}}, 400, 'expected {"image": "<base64>"}'),
+        ({"json": {"image": "not base64!"}}, 400, "image 0: not valid base64"),
+        ({"json": {"images": []}}, 400, "no images in the request"),
+        ({"content": b"", "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
+        ({"content": b"x", "headers": {"content-type": "text/plain"}}, 415, "multipart/form-data"),
+        ({"files": {"image": ("big.png", b"\0" * 300_000)}}, 413, "limit 200,000"),
+        ({"files": [("image", ("a.png", b"x"))] * 5}, 413, "5 images in one request, limit 4"),
+        (
+            {"files": {"image": ("huge.png", png_header(5000, 5000))}},
+            400,
+            "huge.png: image is 5000x5000 pixels, more than the limit of 1,000,000",
+        ),
+    ],
+    ids=[
+        "not-an-image",
+        "empty-file",
+        "wrong-field",
+        "wrong-json-key",
+        "bad-base64",
+        "no-images",
+        "empty-body",
+        "wrong-type",
+        "body-too-large",
+        "too-many-images",
+        "too-many-pixels",
+    ],
+)
+def test_bad_requests_get_a_4xx_and_the_service_keeps_serving(
+    small_server, request_args, status, fragment
+):
+    response = httpx.post(f"{small_server}/predict", **request_args)
+    assert response.status_code == status, response.text
+    assert fragment in response.json()["error"]
+    assert httpx.get(f"{small_server}/health").status_code == 200
+
+
+def test_load_of_concurrent_requests_without_a_failure(server, infer_answers):
+    """A short version of tools/loadtest.py (README: 2,000 requests, 16 at a time); every answer
+    must be the one deploy/infer.py gives for the file."""
+    images = [(data, a["digit"]) for (data, _), a in zip(SAMPLES, infer_answers)]
+    result = run_load(server, images, requests=300, concurrency=16)
+    assert result["failed"] == 0, result["failures"]
+    assert result["requests_per_second"] > 10
+
+
+def test_a_broken_export_is_one_line_at_start(tmp_path):
+    result = run_tool("deploy/serve.py", "--model-dir", str(tmp_path / "none"))
+    assert_one_line_error(result, "model folder", "not found")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (apt install chromium)")
+def test_drawing_on_the_page_in_headless_chromium(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(server)
+        box = page.locator("#canvas").bounding_box()
+
+        def draw(*points: tuple[float, float]) -> str:
+            """Draw one stroke through `points` (0..1 of the canvas); the predicted digit."""
+            page.click("#clear")
+            xy = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in points]
+            page.mouse.move(*xy[0])
+            page.mouse.down()
+            for point in xy[1:]:
+                page.mouse.move(*point, steps=12)
+            page.mouse.up()
+            page.wait_for_function("document.getElementById('digit').textContent !== ''")
+            page.wait_for_timeout(300)  # the last stroke's request
+            return page.text_content("#digit")
+
+        assert draw((0.5, 0.15), (0.5, 0.85)) == "1"
+        assert draw((0.25, 0.2), (0.75, 0.2), (0.45, 0.85)) == "7"
+        assert page.locator("#bars .bar").count() == 10
+        assert page.get_attribute("#seen", "src").startswith("data:image/png;base64,")
+        page.click("#clear")
+        assert page.text_content("#digit") == ""
+        page.screenshot(path=str(tmp_path / "page.png"))
+        browser.close()
