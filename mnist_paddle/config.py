@@ -36,7 +36,7 @@ class DataConfig:
     std: float = 127.5
     train_limit: int = 0  # train on the first N training images only (0: all 60,000)
     test_limit: int = 0  # evaluate on the first N test images only (0: all 10,000)
-    num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
+    num_workers: int = 0  # evaluation DataLoader workers (training batches are made in-process)
     # Hold out this many training images (a fixed random choice) to pick the best epoch and to
     # stop early; 0 evaluates on the test set after each epoch, as the tutorial does.
     val_size: int = 0

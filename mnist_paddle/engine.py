@@ -2,6 +2,7 @@
 
     train(cfg)     build the configured model, fit it, write the run folder
     finetune(cfg)  load the checkpoint `cfg.train.init_from` and keep training it
+    resume(cfg)    continue an interrupted run after its last complete epoch
 
 A run folder (`output/<run_name>/`) gets the resolved config, a checkpoint per epoch and a final
 one, `metrics.json`, and four PNGs (samples, curves, predictions, confusion matrix).
@@ -116,18 +117,21 @@ def resume(cfg: Config) -> dict:
     run_cfg = load_config(saved)
     _check_same_run(cfg, run_cfg, saved)
     for partial in run_dir.glob(".*"):  # temporary files of writes that a kill cut short
-        shutil.rmtree(partial) if partial.is_dir() else partial.unlink()
+        if partial.is_dir():
+            shutil.rmtree(partial)
+        else:
+            partial.unlink()
     latest = read_latest(run_dir)
+    if latest is None and run_cfg.train.init_from:
+        raise UserError(
+            f"{run_dir}: the fine-tuning had not finished an epoch; start it again with "
+            "--overwrite instead of --resume"
+        )
     setup(run_cfg)
     network = build_model(run_cfg.model.name, num_classes=NUM_CLASSES, **run_cfg.model.args)
     data = load_data(run_cfg)
     model = prepare(new_model(network), run_cfg.train, steps_per_epoch=len(data.train))
     if latest is None:  # killed before its first epoch ended
-        if run_cfg.train.init_from:
-            raise UserError(
-                f"{run_dir}: the fine-tuning had not finished an epoch; start it again with "
-                "--overwrite instead of --resume"
-            )
         _say(f"{run_dir}: no epoch had finished; starting the run again")
         return run(model, run_cfg, data, init_meta={})
     meta = read_meta(latest)

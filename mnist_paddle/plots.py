@@ -51,7 +51,7 @@ def plot_predictions(
 
 
 def plot_curves(metrics: dict, path: Path) -> None:
-    """Loss (per step and per epoch) and accuracy (per epoch), training beside test."""
+    """Loss (per step and per epoch) and accuracy (per epoch), training beside evaluation."""
     epochs = [e["epoch"] for e in metrics["epochs"]]
     steps = np.asarray(metrics["step_losses"])
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
@@ -59,11 +59,12 @@ def plot_curves(metrics: dict, path: Path) -> None:
         x = np.arange(1, len(steps) + 1) / len(steps) * len(epochs)  # in epochs
         loss_ax.plot(x, steps, color="#bbbbbb", lw=0.6, label="train (per step)")
     loss_ax.plot(epochs, [e["loss"] for e in metrics["epochs"]], "o-", label="train (epoch mean)")
-    loss_ax.plot(epochs, [e["eval_loss"] for e in metrics["epochs"]], "s-", label="test")
+    evaluated = metrics.get("eval_split", "test")  # "validation" or "test"
+    loss_ax.plot(epochs, [e["eval_loss"] for e in metrics["epochs"]], "s-", label=evaluated)
     loss_ax.set(xlabel="epoch", ylabel="cross-entropy loss", yscale="log", title="Loss")
     loss_ax.legend()
     acc_ax.plot(epochs, [100 * e["acc"] for e in metrics["epochs"]], "o-", label="train")
-    acc_ax.plot(epochs, [100 * e["eval_acc"] for e in metrics["epochs"]], "s-", label="test")
+    acc_ax.plot(epochs, [100 * e["eval_acc"] for e in metrics["epochs"]], "s-", label=evaluated)
     acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
     acc_ax.legend()
     for ax in (loss_ax, acc_ax):
