@@ -408,7 +408,7 @@ def _adopt_checkpoint(cfg: Config, meta: dict, prefix: Path) -> Config:
 
 
 class NotFinite(Exception):
-    pass
+    """The loss or the weights stopped being finite numbers."""
 
 
 class RunRecorder(paddle.callbacks.Callback):

@@ -161,6 +161,27 @@ def test_bad_requests_get_a_4xx_and_the_service_keeps_serving(
     assert httpx.get(f"{small_server}/health").status_code == 200
 
 
+def test_a_body_without_content_length_is_refused(small_server):
+    chunks = iter([b'{"image": "', b'abc"}'])  # a generator body goes out chunked
+    response = httpx.post(
+        f"{small_server}/predict", content=chunks, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 411
+    assert response.json() == {"error": "send a Content-Length header"}
+
+
+def test_a_request_over_the_time_limit_gets_a_503(exported):
+    process, url = start_server(exported, "--timeout", "0.0001")
+    try:
+        response = httpx.post(f"{url}/predict", files={"image": ("d.png", SAMPLES[0][0])})
+        assert response.status_code == 503
+        assert response.json() == {"error": "recognition took longer than 0.0001 s"}
+        assert httpx.get(f"{url}/health").status_code == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def test_load_of_concurrent_requests_without_a_failure(server, infer_answers):
     """A short version of tools/loadtest.py (README: 2,000 requests, 16 at a time); every answer
     must be the one deploy/infer.py gives for the file."""
