@@ -374,13 +374,15 @@ def _say(message: str) -> None:
 
 
 def checkpoint_meta(cfg: Config) -> dict:
-    """What a checkpoint needs to be rebuilt and fed without the training config."""
+    """What a checkpoint needs to be rebuilt and fed without the training config, and the config
+    itself (its seed and the epoch give the random state of the next epoch)."""
     return {
         "run": cfg.run_name,
         "model": {"name": cfg.model.name, "args": cfg.model.args},
         "num_classes": NUM_CLASSES,
         "input_shape": list(IMAGE_SHAPE),
         "normalize": {"mean": cfg.data.mean, "std": cfg.data.std},
+        "config": to_dict(cfg),
     }
 
 

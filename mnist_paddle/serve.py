@@ -89,8 +89,8 @@ def create_app(model_dir: str | Path = "output/inference", limits: Limits | None
 
 async def _read_images(request: Request, limits: Limits) -> list[tuple[str, bytes]]:
     """The request's images as (name, bytes); a `BadRequest` for anything else."""
-    length = request.headers.get("content-length")
-    if length is None:
+    length = request.headers.get("content-length", "")
+    if not length.isdigit():
         raise BadRequest(411, "send a Content-Length header")
     if int(length) > limits.max_body:
         raise BadRequest(413, f"request body of {int(length):,} bytes, limit {limits.max_body:,}")

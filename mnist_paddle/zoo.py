@@ -51,12 +51,15 @@ def zoo(
 ) -> list[dict]:
     """Train what has no finished run (every config with `retrain`), then measure every run."""
     cfgs = [load_config(path, [f"output_dir={output_dir}"]) for path in configs]
-    todo = [
-        (path, cfg) for path, cfg in zip(configs, cfgs) if retrain or not _finished(cfg.run_dir)
+    pairs = list(zip(configs, cfgs))
+    plain = [(p, c) for p, c in pairs if not c.train.init_from and (retrain or not _finished(c))]
+    # Fine-tuning starts from another run's checkpoint: after that run, and again when it changes.
+    changed = {c.run_dir.resolve() for _, c in plain}
+    tuned = [
+        (p, c)
+        for p, c in pairs
+        if c.train.init_from and (retrain or not _finished(c) or _starts_from(c, changed))
     ]
-    # Fine-tuning starts from another run's checkpoint: train those first.
-    plain = [(p, c) for p, c in todo if not c.train.init_from]
-    tuned = [(p, c) for p, c in todo if c.train.init_from]
     for group in (plain, tuned):
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             list(pool.map(lambda job: _train(*job, output_dir, nproc), group))
@@ -73,8 +76,14 @@ def zoo(
     return rows
 
 
-def _finished(run_dir: Path) -> bool:
-    return (run_dir / f"final{META}").is_file() and (run_dir / "metrics.json").is_file()
+def _finished(cfg: Config) -> bool:
+    return (cfg.run_dir / f"final{META}").is_file() and (cfg.run_dir / "metrics.json").is_file()
+
+
+def _starts_from(cfg: Config, run_dirs: set[Path]) -> bool:
+    """Whether the fine-tuning `cfg` starts from a checkpoint in one of `run_dirs`."""
+    start = Path(cfg.train.init_from).resolve()
+    return any(start == d or d in start.parents for d in run_dirs)
 
 
 def _train(path: Path, cfg: Config, output_dir: str, nproc: int) -> None:

@@ -61,6 +61,25 @@ def test_missing_file_is_named(tmp_path):
         load_mnist(DataConfig(root=str(root)), "train")
 
 
+def test_missing_folder_falls_back_to_the_download_and_names_the_folder(tmp_path, monkeypatch):
+    """Without data/mnist, Paddle's download is tried; where it fails (no network, as on the
+    development machine) the error names the folder to fill."""
+    import mnist_paddle.data as data
+
+    def offline(**kwargs):
+        assert kwargs["download"] is True
+        raise ConnectionError("Network is unreachable")
+
+    monkeypatch.setattr(data, "MNIST", offline)
+    with pytest.raises(UserError) as err:
+        load_mnist(DataConfig(root=str(tmp_path / "nope")), "train")
+    assert str(err.value) == (
+        f"data folder {tmp_path / 'nope'} not found and Paddle's MNIST download failed "
+        f"(ConnectionError: Network is unreachable); put the four MNIST IDX .gz files in "
+        f"{tmp_path / 'nope'}"
+    )
+
+
 def test_file_that_is_not_gzip_is_named(tmp_path):
     root = copy_data(tmp_path)
     (root / FILES["test"][0]).write_text("not gzip")

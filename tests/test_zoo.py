@@ -24,3 +24,11 @@ def test_zoo_measures_a_finished_run_without_training_it(trained, tmp_path, monk
     assert json.loads((tmp_path / "zoo" / "zoo.json").read_text()) == rows
     table = (tmp_path / "zoo" / "zoo.md").read_text()
     assert f"| {cfg.run_name} | lenet | 61,610 |" in table
+
+
+def test_a_fine_tune_is_redone_when_its_base_run_is(tmp_path):
+    from mnist_paddle.config import Config, TrainConfig
+
+    tune = Config(train=TrainConfig(init_from=str(tmp_path / "lenet" / "final")))
+    assert zoo._starts_from(tune, {(tmp_path / "lenet").resolve()})
+    assert not zoo._starts_from(tune, {(tmp_path / "lenet5").resolve()})
