@@ -21,6 +21,7 @@ import paddle
 
 from mnist_paddle.errors import UserError, first_line
 from mnist_paddle.fileio import write_json, write_text
+from mnist_paddle.models import MODELS, build_model
 
 FORMAT = "mnist-paddle-checkpoint/1"
 PARAMS, OPTIMIZER, META = ".pdparams", ".pdopt", ".json"
@@ -109,8 +110,6 @@ def _shapes(state: dict) -> dict:
 
 def _which_model(state: dict) -> str | None:
     """The registered model (with default arguments) whose parameters look like `state`."""
-    from mnist_paddle.models import MODELS, build_model  # noqa: PLC0415 (builds every model)
-
     shapes = _shapes(state)
     for name in sorted(MODELS):
         if _shapes(build_model(name).state_dict()) == shapes:

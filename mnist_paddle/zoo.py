@@ -25,7 +25,9 @@ from mnist_paddle.checkpoint import META, read_meta
 from mnist_paddle.config import Config, load_config
 from mnist_paddle.data import IMAGE_SHAPE
 from mnist_paddle.errors import UserError
+from mnist_paddle.export import export
 from mnist_paddle.fileio import write_json, write_text
+from mnist_paddle.inference import Recognizer
 from mnist_paddle.models import build_model, count_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,9 +107,6 @@ def _train(path: Path, cfg: Config, output_dir: str, nproc: int) -> None:
 
 
 def measure(cfg: Config) -> dict:
-    from mnist_paddle.export import export  # noqa: PLC0415 (export imports the inference stack)
-    from mnist_paddle.inference import Recognizer  # noqa: PLC0415
-
     final = cfg.run_dir / "final"
     meta = read_meta(final)
     metrics = json.loads((cfg.run_dir / "metrics.json").read_text())

@@ -1,6 +1,7 @@
 """deploy/serve.py, started as a user starts it, through a real HTTP client and a real browser."""
 
 import base64
+import json
 import shutil
 import socket
 import subprocess
@@ -227,3 +228,14 @@ def test_drawing_on_the_page_in_headless_chromium(server, tmp_path):
         assert page.text_content("#digit") == ""
         page.screenshot(path=str(tmp_path / "page.png"))
         browser.close()
+
+
+def test_the_service_imports_no_training_code():
+    script = (
+        "import json, sys, mnist_paddle.serve\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('mnist_paddle'))))\n"
+    )
+    loaded = json.loads(run_tool("-c", script).stdout.strip().splitlines()[-1])
+    assert "mnist_paddle.inference" in loaded
+    for training in ("engine", "models", "data", "export", "checkpoint", "loader", "config"):
+        assert f"mnist_paddle.{training}" not in loaded
