@@ -118,7 +118,7 @@ class Recognizer:
         `<i>_<name>.png`.
         """
         results: list[dict] = [{} for _ in paths]
-        good: list[tuple[int, np.ndarray]] = []
+        found: list[tuple[int, np.ndarray]] = []  # (input index, its 28x28 digit)
         for i, path in enumerate(paths):
             try:
                 digit = load_digit(path)
@@ -128,30 +128,39 @@ class Recognizer:
             if debug_dir is not None:
                 with atomic_path(Path(debug_dir) / f"{i:04d}_{Path(path).stem}.png") as tmp:
                     cv2.imwrite(str(tmp), digit.round().astype(np.uint8))
-            good.append((i, normalize(digit, self.normalize["mean"], self.normalize["std"])))
-        for start in range(0, len(good), batch_size):
-            chunk = good[start : start + batch_size]
-            probs = self.probabilities(np.stack([x for _, x in chunk]))
-            for (i, _), p in zip(chunk, probs):
-                results[i] = self._result(paths[i], p)
+            found.append((i, digit))
+        if found:
+            probs = self.digit_probabilities([digit for _, digit in found], batch_size)
+            for (i, _), p in zip(found, probs):
+                results[i] = {"path": str(paths[i]), **self.answer(p)}
         return results
 
-    def recognize_args(self, args: list[str], debug_dir: Path | None = None) -> list[dict]:
-        """Like `recognize`, for command-line arguments: files, and folders of images."""
-        items = collect_images(args)  # image paths, and error dicts for bad arguments
-        found = iter(self.recognize([x for x in items if isinstance(x, Path)], debug_dir=debug_dir))
-        return [next(found) if isinstance(x, Path) else x for x in items]
+    def digit_probabilities(self, digits: list[np.ndarray], batch_size: int = 256) -> np.ndarray:
+        """(28, 28) MNIST-like digits (`preprocess.load_digit`) -> (N, classes) probabilities,
+        normalized as the export says and run `batch_size` at a time."""
+        mean, std = self.normalize["mean"], self.normalize["std"]
+        probs = []
+        for start in range(0, len(digits), batch_size):
+            batch = np.stack([normalize(d, mean, std) for d in digits[start : start + batch_size]])
+            probs.append(self.probabilities(batch))
+        return np.concatenate(probs)
 
-    def _result(self, path: Path, probs: np.ndarray) -> dict:
+    def answer(self, probs: np.ndarray) -> dict:
+        """{"digit", "prob", "top"} for one image's class probabilities."""
         top = np.argsort(-probs)[:TOP_K]
         return {
-            "path": str(path),
             "digit": int(self.class_names[top[0]]),
             "prob": round(float(probs[top[0]]), 4),
             "top": [
                 {"digit": int(self.class_names[k]), "prob": round(float(probs[k]), 4)} for k in top
             ],
         }
+
+    def recognize_args(self, args: list[str], debug_dir: Path | None = None) -> list[dict]:
+        """Like `recognize`, for command-line arguments: files, and folders of images."""
+        items = collect_images(args)  # image paths, and error dicts for bad arguments
+        found = iter(self.recognize([x for x in items if isinstance(x, Path)], debug_dir=debug_dir))
+        return [next(found) if isinstance(x, Path) else x for x in items]
 
 
 class _Predictor:

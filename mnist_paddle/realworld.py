@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 from mnist_paddle.data import mnist_files, read_idx
 from mnist_paddle.errors import UserError
 from mnist_paddle.fileio import atomic_path, write_json, write_text
-from mnist_paddle.preprocess import load_digit, normalize
+from mnist_paddle.preprocess import load_digit
 
 GROUPS = ("mnist_paper", "printed")
 # The fonts in matplotlib's own folder that have ordinary digits (the STIX size variants and
@@ -214,7 +214,6 @@ def plot_examples(set_dir: Path, recognizer, path: Path, per_group: int) -> None
 
     rows = _rows(set_dir)
     picks = [r for g in GROUPS for r in [r for r in rows if r["group"] == g][:per_group]]
-    norm = recognizer.normalize
     fig, axes = plt.subplots(2, len(picks), figsize=(1.3 * len(picks), 3.0), squeeze=False)
     for column, row in enumerate(picks):
         file = set_dir / row["path"]
@@ -222,7 +221,7 @@ def plot_examples(set_dir: Path, recognizer, path: Path, per_group: int) -> None
             axes[0, column].imshow(image.convert("RGBA"))
         axes[0, column].set_title(f"label {row['label']}", fontsize=8)
         seen = load_digit(file)  # (28, 28): what the model is fed, before normalization
-        probs = recognizer.probabilities(normalize(seen, norm["mean"], norm["std"])[None])[0]
+        probs = recognizer.digit_probabilities([seen])[0]
         digit = int(probs.argmax())
         axes[1, column].imshow(seen, cmap="gray", vmin=0, vmax=255)
         color = "green" if digit == int(row["label"]) else "red"

@@ -29,8 +29,8 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from mnist_paddle.inference import TOP_K, Recognizer
-from mnist_paddle.preprocess import NoDigit, NotAnImage, decode_digit, normalize
+from mnist_paddle.inference import Recognizer
+from mnist_paddle.preprocess import NoDigit, NotAnImage, decode_digit
 
 PAGE = Path(__file__).with_name("page.html")
 SETTINGS = "MNIST_PADDLE_SERVE"  # environment variable: the settings of worker processes (JSON)
@@ -157,25 +157,20 @@ def _recognize(
             results.append({"error": str(e)})
     found = [i for i, d in enumerate(digits) if d is not None]
     if found:
-        mean, std = recognizer.normalize["mean"], recognizer.normalize["std"]
-        batch = np.stack([normalize(digits[i], mean, std) for i in found])
         with lock:
-            probs = recognizer.probabilities(batch)
+            probs = recognizer.digit_probabilities([digits[i] for i in found])
         for i, p in zip(found, probs):
-            results[i] = _result(recognizer.class_names, p, digits[i])
+            results[i] = {
+                **recognizer.answer(p),
+                "probs": [round(float(x), 4) for x in p],
+                "seen": _png_data_url(digits[i]),
+            }
     return results
 
 
-def _result(class_names: list[str], probs: np.ndarray, seen: np.ndarray) -> dict:
-    top = np.argsort(-probs)[:TOP_K]
-    png = cv2.imencode(".png", seen.round().astype(np.uint8))[1].tobytes()
-    return {
-        "digit": int(class_names[top[0]]),
-        "prob": round(float(probs[top[0]]), 4),
-        "top": [{"digit": int(class_names[k]), "prob": round(float(probs[k]), 4)} for k in top],
-        "probs": [round(float(p), 4) for p in probs],
-        "seen": "data:image/png;base64," + base64.b64encode(png).decode("ascii"),
-    }
+def _png_data_url(image: np.ndarray) -> str:
+    png = cv2.imencode(".png", image.round().astype(np.uint8))[1].tobytes()
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def app_from_environment() -> FastAPI:
