@@ -181,7 +181,8 @@ def _child(case: str, epochs: int, data_root: str) -> dict:
 # ---- inference -------------------------------------------------------------------------------
 
 
-def _latencies(fn, calls: int) -> dict:
+def latencies(fn, calls: int) -> dict:
+    """{p50_ms, p99_ms} of `calls` timed calls of fn(), after a warm-up."""
     for _ in range(max(10, calls // 20)):  # warm-up
         fn()
     times = []
@@ -201,7 +202,7 @@ def _by_batch(run) -> dict:
     out = {}
     for batch in BATCHES:
         x = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
-        stats = _latencies(lambda x=x: run(x), CALLS[batch])
+        stats = latencies(lambda x=x: run(x), CALLS[batch])
         stats["images_per_second"] = batch / (stats["p50_ms"] / 1000)
         out[str(batch)] = stats
     return out

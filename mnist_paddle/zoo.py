@@ -14,13 +14,13 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import paddle
 
+from mnist_paddle.benchmark import latencies
 from mnist_paddle.checkpoint import META, read_meta
 from mnist_paddle.config import Config, load_config
 from mnist_paddle.data import IMAGE_SHAPE
@@ -134,14 +134,7 @@ def measure(cfg: Config) -> dict:
 
 def _images_per_second(recognizer) -> float:
     x = np.random.default_rng(0).standard_normal((INFER_BATCH, *IMAGE_SHAPE)).astype(np.float32)
-    for _ in range(20):  # warm-up
-        recognizer.logits(x)
-    times = []
-    for _ in range(INFER_CALLS):
-        start = time.perf_counter()
-        recognizer.logits(x)
-        times.append(time.perf_counter() - start)
-    return INFER_BATCH / float(np.median(times))
+    return INFER_BATCH / (latencies(lambda: recognizer.logits(x), INFER_CALLS)["p50_ms"] / 1000)
 
 
 def to_markdown(rows: list[dict]) -> str:
