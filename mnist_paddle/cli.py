@@ -58,6 +58,16 @@ def add_config_args(p: argparse.ArgumentParser, default: str | None) -> None:
     )
 
 
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    """--resume and --overwrite, for the tools that write a run folder."""
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run after its last complete epoch"
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace a run already in the run folder"
+    )
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Report a `UserError` as one line on stderr and exit 2 (130 for Ctrl-C)."""

@@ -66,9 +66,11 @@ def create_app(model_dir: str | Path = "output/inference", limits: Limits | None
     async def bad_request(request: Request, error: BadRequest) -> JSONResponse:
         return JSONResponse({"error": str(error)}, status_code=error.status)
 
+    page_html = PAGE.read_text(encoding="utf-8")
+
     @app.get("/", response_class=HTMLResponse)
     async def page() -> str:
-        return PAGE.read_text(encoding="utf-8")
+        return page_html
 
     @app.get("/health")
     async def health() -> dict:

@@ -4,19 +4,14 @@ python tools/finetune.py [-c configs/finetune.yml] [-o train.init_from=output/<r
                           [--resume | --overwrite]
 """
 
-from mnist_paddle.cli import add_config_args, parser, quiet_paddle, user_errors
+from mnist_paddle.cli import add_config_args, add_run_args, parser, quiet_paddle, user_errors
 from mnist_paddle.config import load_config
 
 
 def main() -> None:
     p = parser(__doc__)
     add_config_args(p, default="configs/finetune.yml")
-    p.add_argument(
-        "--resume", action="store_true", help="continue the run after its last complete epoch"
-    )
-    p.add_argument(
-        "--overwrite", action="store_true", help="replace a run already in the run folder"
-    )
+    add_run_args(p)
     args = p.parse_args()
     quiet_paddle(args.verbose)
     with user_errors():

@@ -7,7 +7,7 @@ A run folder that already holds a run is not overwritten unless --overwrite is g
 --resume continues an interrupted run (Ctrl-C, kill, power cut) after its last complete epoch.
 """
 
-from mnist_paddle.cli import add_config_args, parser, quiet_paddle, user_errors
+from mnist_paddle.cli import add_config_args, add_run_args, parser, quiet_paddle, user_errors
 from mnist_paddle.config import load_config
 
 
@@ -17,12 +17,7 @@ def main() -> None:
     p.add_argument(
         "--summary", action="store_true", help="print paddle.summary of the model and exit"
     )
-    p.add_argument(
-        "--resume", action="store_true", help="continue the run after its last complete epoch"
-    )
-    p.add_argument(
-        "--overwrite", action="store_true", help="replace a run already in the run folder"
-    )
+    add_run_args(p)
     args = p.parse_args()
     quiet_paddle(args.verbose)
     with user_errors():
