@@ -34,8 +34,8 @@ def main() -> None:
     with user_errors():
         import uvicorn
 
-        from mnist_paddle.inference import Recognizer
-        from mnist_paddle.serve import SETTINGS, Limits
+        from mnist_paddle.serving.inference import Recognizer
+        from mnist_paddle.serving.service import SETTINGS, Limits
 
         meta = Recognizer(args.model_dir).meta  # a broken export is one line now, not per worker
         limits = Limits(args.max_body, args.max_pixels, args.max_images, args.timeout)
@@ -48,7 +48,7 @@ def main() -> None:
             flush=True,
         )
         uvicorn.run(
-            "mnist_paddle.serve:app_from_environment",
+            "mnist_paddle.serving.service:app_from_environment",
             factory=True,
             host=args.host,
             port=args.port,

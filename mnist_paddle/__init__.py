@@ -1,10 +1,21 @@
 """mnist-paddle: MNIST digits with PaddlePaddle, from training to a deployed recognizer.
 
-    config      YAML configs with -o overrides        data        MNIST through paddle.vision
-    models/     the model registry                     engine      train / fine-tune (paddle.Model)
-    checkpoint  checkpoints and their descriptions     plots       the PNGs a run writes
-    export      static model for Paddle Inference      inference   the deployed recognizer
-    preprocess  image file -> MNIST-like input         cli         what the tools share
+Three rooms and what they share:
+
+    train/      from the MNIST files and a YAML config to checkpoints and an exported model
+    serving/    the exported model answering: image preprocessing, Paddle Inference, HTTP
+    bench/      measuring: speed, real-looking images, the model zoo, load on the service
+    models/     the model registry (every network the project trains)
+
+    digits      the input shape, the classes and the normalization everybody agrees on
+    cli         what the command-line tools share: quiet logs, config arguments, one-line errors
+    errors      UserError, the one exception for mistakes a user can fix
+    fileio      writes that never leave a half-written file
+
+What may import what: the shared modules import nothing of the package but each other;
+`models` the shared ones; `serving` the shared ones only, so a deployment needs nothing but the
+export folder; `train` the shared ones, `models` and `serving.inference` (export checks its model
+through the deployed predictor); `bench` anything. tests/test_layout.py holds these rules.
 
 Importing the package imports no Paddle: the tools quiet Paddle's logging before it loads.
 """

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,7 @@ DATA = ROOT / "data" / "mnist"
 
 def small_config(output_dir: Path, config: str = "lenet.yml", *overrides: str):
     """`configs/<config>` for a quick run: few images, silent, writing under `output_dir`."""
-    from mnist_paddle.config import load_config
+    from mnist_paddle.train.config import load_config
 
     return load_config(
         ROOT / "configs" / config,
@@ -31,7 +33,7 @@ def small_config(output_dir: Path, config: str = "lenet.yml", *overrides: str):
 def trained(tmp_path_factory):
     """LeNet trained 2 epochs on 5,000 images (about 95% on the test images) with the tutorial's
     recipe: (config, metrics)."""
-    from mnist_paddle import engine
+    from mnist_paddle.train import engine
 
     cfg = small_config(
         tmp_path_factory.mktemp("output"),
@@ -45,7 +47,7 @@ def trained(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def exported(trained, tmp_path_factory) -> Path:
-    from mnist_paddle.export import export
+    from mnist_paddle.train.export import export
 
     cfg, _ = trained
     return export(
@@ -73,3 +75,20 @@ def assert_one_line_error(
     assert "Traceback" not in result.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A valid PNG start that claims width x height pixels, with next to no pixel data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit gray
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(bytes(100)))
+        + chunk(b"IEND", b"")
+    )

@@ -1,17 +1,16 @@
 import numpy as np
 
-from mnist_paddle import benchmark
+from mnist_paddle.bench import benchmark
 
 
-def test_inference_benchmark_measures_every_batch_size(exported, monkeypatch):
+def test_inference_benchmark_measures_every_batch_size(exported, trained, monkeypatch):
+    cfg, _ = trained
     monkeypatch.setattr(benchmark, "CALLS", {1: 20, 64: 10, 1024: 3})
-    results = benchmark.bench_inference(exported)
+    results = benchmark.bench_inference(exported, cfg.run_dir / "final")
     for name in ("paddle_inference", "onnxruntime", "dygraph"):
         res = results[name]
-        if (
-            "skipped" in res
-        ):  # ONNX Runtime without requirements-bench.txt; dygraph without checkpoint
-            assert name != "paddle_inference" and res["skipped"]
+        if "skipped" in res:  # ONNX Runtime without requirements-bench.txt
+            assert name == "onnxruntime" and "not installed" in res["skipped"]
             continue
         assert set(res) == {"1", "64", "1024"}
         for batch, stats in res.items():
@@ -38,3 +37,10 @@ def test_markdown_reports_each_case():
     assert "| pytorch | skipped: No module named 'torch' |" in text
     assert "| onnxruntime | skipped: onnxruntime not installed |" in text
     assert "| 1 file | 1.30 |" in text
+
+
+def test_dygraph_rows_load_the_checkpoint_with_the_projects_checks(exported, tmp_path):
+    (tmp_path / "final.json").write_text("{}")
+    (tmp_path / "final.pdparams").write_text("not parameters")
+    results = benchmark._dygraph(tmp_path / "final")
+    assert "not an mnist-paddle checkpoint description" in results["skipped"]

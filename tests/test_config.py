@@ -3,9 +3,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from mnist_paddle.config import Config, load_config, save_config
 from mnist_paddle.errors import UserError
 from mnist_paddle.models import MODELS
+from mnist_paddle.train.config import Config, load_config, save_config
 
 CONFIGS = sorted((ROOT / "configs").glob("*.yml"))
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from conftest import DATA
 
-from mnist_paddle.config import DataConfig
-from mnist_paddle.data import FILES, load_mnist, read_idx
 from mnist_paddle.errors import UserError
+from mnist_paddle.train.config import DataConfig
+from mnist_paddle.train.data import FILES, load_mnist, read_idx
 
 
 @pytest.mark.parametrize(
@@ -64,7 +64,7 @@ def test_missing_file_is_named(tmp_path):
 def test_missing_folder_falls_back_to_the_download_and_names_the_folder(tmp_path, monkeypatch):
     """Without data/mnist, Paddle's download is tried; where it fails (no network, as on the
     development machine) the error names the folder to fill."""
-    import mnist_paddle.data as data
+    import mnist_paddle.train.data as data
 
     def offline(**kwargs):
         assert kwargs["download"] is True

@@ -7,12 +7,11 @@ import paddle
 import pytest
 from conftest import DATA, ROOT, run_tool, small_config
 
-from mnist_paddle import engine
-from mnist_paddle.checkpoint import read_meta
-from mnist_paddle.config import load_config
-from mnist_paddle.data import load_mnist
 from mnist_paddle.errors import UserError
-from mnist_paddle.models import MODELS
+from mnist_paddle.train import engine
+from mnist_paddle.train.checkpoint import read_meta
+from mnist_paddle.train.config import load_config
+from mnist_paddle.train.data import load_mnist
 
 PNGS = ("samples.png", "curves.png", "predictions.png", "confusion.png")
 
@@ -52,8 +51,7 @@ def test_run_folder_holds_everything(trained):
 
 def test_final_checkpoint_reproduces_the_final_accuracy(trained):
     cfg, metrics = trained
-    network = engine.build_model("lenet")
-    model = engine.prepare(engine.new_model(network), cfg.train, steps_per_epoch=1)
+    model, _ = engine.start(cfg)  # a new model, prepared as the run's was
     model.load(str(cfg.run_dir / "final"))
     acc = model.evaluate(load_mnist(cfg.data, "test"), batch_size=500, verbose=0)["acc"]
     assert acc == pytest.approx(metrics["final"]["eval_acc"])
@@ -122,7 +120,6 @@ def test_every_config_trains(config, tmp_path):
             "data.val_size=64",
         )
     metrics = engine.train(cfg)
-    assert cfg.model.name in MODELS
     assert np.isfinite(metrics["epochs"][0]["loss"])
     assert (cfg.run_dir / "final.pdparams").is_file()
 

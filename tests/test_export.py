@@ -8,15 +8,15 @@ import paddle
 import pytest
 from conftest import DATA
 
-from mnist_paddle import export as export_module
-from mnist_paddle.checkpoint import read_meta
-from mnist_paddle.config import DataConfig
-from mnist_paddle.data import arrays, load_mnist
 from mnist_paddle.errors import UserError
-from mnist_paddle.export import default_checkpoint, export
 from mnist_paddle.fileio import write_json
-from mnist_paddle.inference import Recognizer, softmax
 from mnist_paddle.models import build_model
+from mnist_paddle.serving.inference import Recognizer, softmax
+from mnist_paddle.train import export as export_module
+from mnist_paddle.train.checkpoint import read_meta
+from mnist_paddle.train.config import DataConfig
+from mnist_paddle.train.data import arrays, load_mnist
+from mnist_paddle.train.export import default_checkpoint, export
 
 
 def test_export_folder_and_metadata(exported, trained):

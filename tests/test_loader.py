@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from mnist_paddle.config import AugmentConfig
 from mnist_paddle.errors import UserError
-from mnist_paddle.loader import ArrayDataset, TrainLoader, split_validation
+from mnist_paddle.train.config import AugmentConfig
+from mnist_paddle.train.loader import ArrayDataset, TrainLoader, split_validation
 
 BACKGROUND = -1.0
 AUGMENT = AugmentConfig(rotate=10, scale=0.1, shift=2)

@@ -5,7 +5,7 @@ import pytest
 from mnist_paddle.errors import UserError
 from mnist_paddle.models import MODELS, build_model, count_parameters
 
-# Parameter counts as paddle.summary reports them (seed 003 for the LeNets).
+# Parameter counts as paddle.summary reports them (tutorial 003 for the LeNets).
 PARAMETERS = {
     "lenet5": 61_706,
     "lenet_sequential": 61_610,

@@ -3,7 +3,7 @@ import paddle
 import pytest
 from conftest import small_config
 
-from mnist_paddle import optim
+from mnist_paddle.train import optim
 
 
 def lr_curve(train, steps_per_epoch: int) -> list[float]:

@@ -1,13 +1,13 @@
-import struct
-import zlib
+"""Image files -> MNIST-like 28x28 digits (mnist_paddle/serving/preprocess.py)."""
 
 import cv2
 import numpy as np
 import pytest
+from conftest import png_header
 from PIL import Image
 
 from mnist_paddle.errors import UserError
-from mnist_paddle.preprocess import MAX_PIXELS, load_digit, read_gray, to_mnist
+from mnist_paddle.serving.preprocess import MAX_PIXELS, load_digit, read_gray, to_mnist
 
 
 def bar(height: int = 60, width: int = 60, top: int = 10, left: int = 25) -> np.ndarray:
@@ -107,23 +107,6 @@ def test_transparent_canvas(tmp_path, stroke):
     assert digit[0, 0] == 0 and digit[14, 14] > 200
 
 
-def png_header(width: int, height: int) -> bytes:
-    """A valid PNG start that claims width x height pixels, with next to no pixel data."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit gray
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(bytes(100)))
-        + chunk(b"IEND", b"")
-    )
-
-
 def test_unusable_files(tmp_path):
     good = save(tmp_path / "good.png", (255 * bar()).astype(np.uint8))
     cases = {
@@ -132,7 +115,7 @@ def test_unusable_files(tmp_path):
         "truncated.png": (good.read_bytes()[:60], "damaged image"),
         "huge.png": (
             png_header(100_000, 100_000),
-            f"100000x100000 pixels, more than the limit of {MAX_PIXELS:,}",
+            f"10,000,000,000 pixels, more than the limit of {MAX_PIXELS:,}",
         ),
         "huge2.png": (png_header(10_000, 5_000), "10000x5000 pixels"),
     }

@@ -3,9 +3,9 @@ import hashlib
 
 from conftest import DATA, run_tool
 
-from mnist_paddle.data import read_idx
-from mnist_paddle.inference import Recognizer
-from mnist_paddle.realworld import GROUPS, evaluate, fonts, make_realworld, naive_input
+from mnist_paddle.bench.realworld import GROUPS, evaluate, fonts, make_realworld, naive_input
+from mnist_paddle.serving.inference import Recognizer
+from mnist_paddle.train.data import read_idx
 
 
 def digest(folder):

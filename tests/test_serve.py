@@ -1,7 +1,6 @@
 """deploy/serve.py, started as a user starts it, through a real HTTP client and a real browser."""
 
 import base64
-import json
 import shutil
 import socket
 import subprocess
@@ -12,10 +11,9 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from conftest import ROOT, assert_one_line_error, run_tool
-from test_preprocess import png_header
+from conftest import ROOT, assert_one_line_error, png_header, run_tool
 
-from mnist_paddle.loadtest import labelled_pngs, run_load
+from mnist_paddle.bench.loadtest import labelled_pngs, run_load
 
 SAMPLE_FILES = sorted((ROOT / "deploy" / "samples").glob("*_label?.png"))
 SAMPLES = labelled_pngs(ROOT / "deploy" / "samples")  # (PNG bytes, label), in SAMPLE_FILES order
@@ -82,7 +80,7 @@ def test_health(server):
 @pytest.fixture(scope="module")
 def infer_answers(exported) -> list[dict]:
     """What deploy/infer.py's recognizer says of the sample files."""
-    from mnist_paddle.inference import Recognizer
+    from mnist_paddle.serving.inference import Recognizer
 
     return Recognizer(exported).recognize(SAMPLE_FILES)
 
@@ -183,6 +181,37 @@ def test_a_request_over_the_time_limit_gets_a_503(exported):
         process.wait(timeout=30)
 
 
+def test_a_request_answered_503_stops_before_the_predictor():
+    """Work whose request has been answered stops: it never reaches the predictor."""
+    import threading
+
+    from mnist_paddle.serving import service
+
+    class Recognizer:  # the predictor must not be called
+        def digit_probabilities(self, digits):
+            raise AssertionError("the predictor ran for a request that had its 503")
+
+    cancelled = threading.Event()
+    images = [("d.png", SAMPLES[0][0])] * 3
+    cancelled.set()
+    assert (
+        service._recognize(Recognizer(), threading.Lock(), images, service.Limits(), cancelled)
+        is None
+    )
+    # set while the request waited for the predictor (another request held it)
+    lock, cancelled = threading.Lock(), threading.Event()
+    lock.acquire()
+    worker = threading.Thread(
+        target=lambda: service._recognize(Recognizer(), lock, images, service.Limits(), cancelled)
+    )
+    worker.start()
+    time.sleep(0.2)  # decoding done, waiting for the lock
+    cancelled.set()
+    lock.release()
+    worker.join(timeout=10)
+    assert not worker.is_alive()
+
+
 def test_load_of_concurrent_requests_without_a_failure(server, infer_answers):
     """A short version of tools/loadtest.py (README: 2,000 requests, 16 at a time); every answer
     must be the one deploy/infer.py gives for the file."""
@@ -228,14 +257,3 @@ def test_drawing_on_the_page_in_headless_chromium(server, tmp_path):
         assert page.text_content("#digit") == ""
         page.screenshot(path=str(tmp_path / "page.png"))
         browser.close()
-
-
-def test_the_service_imports_no_training_code():
-    script = (
-        "import json, sys, mnist_paddle.serve\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('mnist_paddle'))))\n"
-    )
-    loaded = json.loads(run_tool("-c", script).stdout.strip().splitlines()[-1])
-    assert "mnist_paddle.inference" in loaded
-    for training in ("engine", "models", "data", "export", "checkpoint", "loader", "config"):
-        assert f"mnist_paddle.{training}" not in loaded

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from mnist_paddle import zoo
+from mnist_paddle.bench import zoo
 from mnist_paddle.models import build_model, count_parameters
 
 
@@ -27,7 +27,7 @@ def test_zoo_measures_a_finished_run_without_training_it(trained, tmp_path, monk
 
 
 def test_a_fine_tune_is_redone_when_its_base_run_is(tmp_path):
-    from mnist_paddle.config import Config, TrainConfig
+    from mnist_paddle.train.config import Config, TrainConfig
 
     tune = Config(train=TrainConfig(init_from=str(tmp_path / "lenet" / "final")))
     assert zoo._starts_from(tune, {(tmp_path / "lenet").resolve()})

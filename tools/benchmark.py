@@ -6,8 +6,6 @@ Needs an exported model (scripts/run_pipeline.sh makes one). PyTorch, ONNX Runti
 paddle2onnx come from requirements-bench.txt; without them their columns are skipped.
 """
 
-import argparse
-import json
 from pathlib import Path
 
 from mnist_paddle.cli import parser, quiet_paddle, user_errors
@@ -17,21 +15,31 @@ def main() -> None:
     p = parser(__doc__)
     p.add_argument("--epochs", type=int, default=3, help="training epochs per case (median taken)")
     p.add_argument("--model-dir", default="output/inference", help="export folder")
+    p.add_argument(
+        "--checkpoint",
+        help="the checkpoint the export came from, for the dygraph rows "
+        "(default: the one the export's metadata.json names)",
+    )
+    p.add_argument(
+        "--config", default="configs/lenet_tutorial.yml", help="the recipe the training cases time"
+    )
     p.add_argument("--data-root", default="data/mnist", help="MNIST files (default: data/mnist)")
     p.add_argument("--out", default="output/bench", help="where results go (default: output/bench)")
-    p.add_argument("--case", choices=("project", "seed", "pytorch"), help=argparse.SUPPRESS)
     args = p.parse_args()
     quiet_paddle(args.verbose)
     with user_errors():
-        from mnist_paddle import benchmark
-        from mnist_paddle.inference import read_metadata
+        from mnist_paddle.bench import benchmark
+        from mnist_paddle.serving.inference import read_metadata
 
-        if args.case:
-            print(json.dumps(benchmark.CASES[args.case](args.epochs, args.data_root)))
-            return
-        read_metadata(args.model_dir)  # a clear error now rather than after the training cases
+        # a clear error now rather than after the training cases
+        meta = read_metadata(args.model_dir)
         results = benchmark.run(
-            Path(args.out), Path(args.model_dir), Path(args.data_root), args.epochs
+            Path(args.out),
+            Path(args.model_dir),
+            args.checkpoint or meta["checkpoint"],
+            Path(args.data_root),
+            Path(args.config),
+            args.epochs,
         )
         print(benchmark.to_markdown(results))
 

@@ -20,7 +20,7 @@ def main() -> None:
     args = p.parse_args()
     quiet_paddle(args.verbose)
     with user_errors():
-        from mnist_paddle.realworld import report
+        from mnist_paddle.bench.realworld import report
 
         print(report(Path(args.data), Path(args.model_dir), Path(args.out), Path(args.data_root)))
 

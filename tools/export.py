@@ -21,7 +21,7 @@ def main() -> None:
     args = p.parse_args()
     quiet_paddle(args.verbose)
     with user_errors():
-        from mnist_paddle.export import export  # imports Paddle, after quiet_paddle()
+        from mnist_paddle.train.export import export  # imports Paddle, after quiet_paddle()
 
         export(args.checkpoint, args.output_dir, args.out, args.data_root)
 

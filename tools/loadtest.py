@@ -24,8 +24,8 @@ def main() -> int:
     with user_errors():
         import httpx
 
+        from mnist_paddle.bench.loadtest import labelled_pngs, run_load, to_markdown
         from mnist_paddle.fileio import write_json, write_text
-        from mnist_paddle.loadtest import labelled_pngs, run_load, to_markdown
 
         images = labelled_pngs(Path(args.samples))
         if not images:

@@ -19,7 +19,7 @@ def main() -> None:
     args = p.parse_args()
     quiet_paddle(args.verbose)
     with user_errors():
-        from mnist_paddle.realworld import make_realworld
+        from mnist_paddle.bench.realworld import make_realworld
 
         labels = make_realworld(Path(args.out), Path(args.data_root), args.count, args.seed)
         print(f"wrote {2 * args.count} images and {labels}")

@@ -27,7 +27,7 @@ def main() -> None:
     args = p.parse_args()
     quiet_paddle(args.verbose)
     with user_errors():
-        from mnist_paddle import zoo
+        from mnist_paddle.bench import zoo
 
         configs = [Path(c) for c in args.configs] or sorted(Path("configs").glob("*.yml"))
         zoo.zoo(

@@ -52,4 +52,4 @@ def count_parameters(model: nn.Layer) -> int:
 
 
 # Importing the model files fills the registry.
-from mnist_paddle.models import convnet, lenet, seed_nets  # noqa: E402, F401
+from mnist_paddle.models import convnet, lenet, tutorial_nets  # noqa: E402, F401

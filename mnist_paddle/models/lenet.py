@@ -1,4 +1,4 @@
-"""The tutorial's four LeNets (seed 003): the 1998 original and a modern one spelled three ways.
+"""The tutorial's four LeNets (tutorial 003): the 1998 original and a modern one spelled three ways.
 
 The modern LeNet is written three ways in the tutorial, as nn.Sequential, as an nn.Layer subclass,
 and as `paddle.vision.models.LeNet`; all three have the same layers and 61,610 parameters.
@@ -65,7 +65,6 @@ class LeNet(nn.Layer):
 
     def __init__(self, num_classes: int = 10):
         super().__init__()
-        self.num_classes = num_classes
         self.features = nn.Sequential(
             nn.Conv2D(1, 6, kernel_size=3, padding=1),  # (N, 6, 28, 28)
             nn.ReLU(),

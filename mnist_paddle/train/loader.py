@@ -1,4 +1,6 @@
-"""Training batches from images decoded and normalized once, shuffled and augmented per batch.
+"""The data a run trains and evaluates on: images decoded and normalized once, split, batched.
+
+`load_data(cfg)` gives the training batches, what each epoch is evaluated on, and the test set.
 
 `paddle.Model.fit` takes any iterable of (images, labels) batches with a length. `TrainLoader` is
 one: the whole training set lives in one float32 array (60,000 x 784 floats, 188 MB), each epoch
@@ -13,6 +15,7 @@ global batch, so a recipe means the same on one process or several.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -20,11 +23,43 @@ import paddle
 import paddle.nn.functional as F
 from paddle.io import Dataset
 
-from mnist_paddle.config import AugmentConfig
+from mnist_paddle.digits import normalize
 from mnist_paddle.errors import UserError
+from mnist_paddle.train.config import AugmentConfig, Config
+from mnist_paddle.train.data import arrays, load_mnist
 
 # The validation images are the same ones whatever the training seed, so runs compare fairly.
 VAL_SPLIT_SEED = 0
+
+
+@dataclasses.dataclass
+class Data:
+    train: TrainLoader  # shuffled (augmented) batches
+    eval: ArrayDataset  # what each epoch is evaluated on: validation images, or the test images
+    test: ArrayDataset
+    eval_split: str  # "validation" or "test"
+
+
+def load_data(cfg: Config) -> Data:
+    """MNIST decoded and normalized once (`Normalize` of the tutorial), split as `cfg` says."""
+    train_images, train_labels = arrays(load_mnist(cfg.data, "train"))
+    test = ArrayDataset(*arrays(load_mnist(cfg.data, "test")))
+    if cfg.data.val_size:
+        (train_images, train_labels), val = split_validation(
+            train_images, train_labels, cfg.data.val_size
+        )
+        evaluate_on, split = ArrayDataset(*val), "validation"
+    else:
+        evaluate_on, split = test, "test"
+    loader = TrainLoader(
+        train_images,
+        train_labels,
+        cfg.train.batch_size,
+        cfg.train.seed,
+        cfg.augment,
+        background=float(normalize(0, cfg.data.mean, cfg.data.std)),  # a black MNIST pixel
+    )
+    return Data(loader, evaluate_on, test, split)
 
 
 def split_validation(

@@ -15,10 +15,12 @@ from pathlib import Path
 import numpy as np
 import paddle.vision.transforms as T
 from paddle.io import Dataset, Subset
+from paddle.static import InputSpec
 from paddle.vision.datasets import MNIST
 
-from mnist_paddle.config import DataConfig
+from mnist_paddle.digits import IMAGE_SHAPE, INPUT_NAME
 from mnist_paddle.errors import UserError, first_line
+from mnist_paddle.train.config import DataConfig
 
 SPLITS = ("train", "test")
 
@@ -36,8 +38,10 @@ CONTENT_MD5 = {
     "t10k-labels-idx1-ubyte.gz": "27ae3e4e09519cfbb04c329615203637",
 }
 
-IMAGE_SHAPE = (1, 28, 28)  # (C, H, W) of one MNIST image
-NUM_CLASSES = 10
+# What paddle.Model takes, and what the exported model's input is: a batch of any size of
+# normalized 1x28x28 images; and the labels, one int64 class per image.
+IMAGE_SPEC = InputSpec([None, *IMAGE_SHAPE], "float32", INPUT_NAME)
+LABEL_SPEC = InputSpec([None, 1], "int64", "label")
 
 
 def mnist_files(root: str | Path, split: str) -> tuple[Path, Path]:
@@ -71,19 +75,18 @@ def load_mnist(cfg: DataConfig, split: str) -> Dataset:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     transform = T.Normalize(mean=[cfg.mean], std=[cfg.std])
-    mode = "train" if split == "train" else "test"
     root = Path(cfg.root)
     if root.exists():
         images, labels = mnist_files(root, split)
         dataset = MNIST(
             image_path=str(images),
             label_path=str(labels),
-            mode=mode,
+            mode=split,
             transform=transform,
             download=False,
         )
     else:
-        dataset = _download(mode, transform, root)
+        dataset = _download(split, transform, root)
     limit = cfg.train_limit if split == "train" else cfg.test_limit
     if 0 < limit < len(dataset):
         dataset = Subset(dataset, list(range(limit)))
@@ -100,9 +103,9 @@ def _download(mode: str, transform, root: Path) -> Dataset:
         ) from None
 
 
-def arrays(dataset: Dataset, count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The first `count` items (default: all): (N, 1, 28, 28) float32 images, (N,) int64 labels."""
-    items = [dataset[i] for i in range(min(count or len(dataset), len(dataset)))]
+def arrays(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """All items: (N, 1, 28, 28) float32 images, (N,) int64 labels."""
+    items = [dataset[i] for i in range(len(dataset))]
     images = np.stack([image for image, _ in items])
     labels = np.array([int(label[0]) for _, label in items], dtype=np.int64)
     return images, labels

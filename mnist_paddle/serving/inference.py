@@ -18,9 +18,10 @@ import cv2
 import numpy as np
 import paddle.inference as paddle_infer
 
+from mnist_paddle.digits import normalize
 from mnist_paddle.errors import UserError, first_line
 from mnist_paddle.fileio import atomic_path
-from mnist_paddle.preprocess import IMAGE_EXTENSIONS, load_digit, normalize
+from mnist_paddle.serving.preprocess import IMAGE_EXTENSIONS, load_digit
 
 METADATA = "metadata.json"
 FORMAT = "mnist-paddle-inference/2"  # 2: with the SHA-256 of each file
@@ -141,7 +142,7 @@ class Recognizer:
         mean, std = self.normalize["mean"], self.normalize["std"]
         probs = []
         for start in range(0, len(digits), batch_size):
-            batch = np.stack([normalize(d, mean, std) for d in digits[start : start + batch_size]])
+            batch = normalize(np.stack(digits[start : start + batch_size])[:, None], mean, std)
             probs.append(self.probabilities(batch))
         return np.concatenate(probs)
 

@@ -15,14 +15,17 @@ from pathlib import Path
 import numpy as np
 import paddle
 
-from mnist_paddle.checkpoint import find_checkpoints, load_weights, read_meta, resolve_checkpoint
-from mnist_paddle.config import DataConfig
-from mnist_paddle.data import arrays, load_mnist
-from mnist_paddle.engine import IMAGE_SPEC
 from mnist_paddle.errors import UserError
 from mnist_paddle.fileio import DIR_MODE, write_json
-from mnist_paddle.inference import FORMAT, METADATA, Recognizer, file_digest
-from mnist_paddle.models import build_model
+from mnist_paddle.serving.inference import FORMAT, METADATA, Recognizer, file_digest
+from mnist_paddle.train.checkpoint import (
+    find_checkpoints,
+    load_network,
+    read_meta,
+    resolve_checkpoint,
+)
+from mnist_paddle.train.config import DataConfig
+from mnist_paddle.train.data import IMAGE_SPEC, arrays, load_mnist
 
 PREFIX = "inference"  # -> inference.json + inference.pdiparams
 CHECK_IMAGES = 256  # test images run through both models
@@ -54,12 +57,8 @@ def export(
     acc = f", test accuracy {meta['eval_acc']:.2%}" if "eval_acc" in meta else ""
     print(f"exporting {prefix} ({meta['model']['name']}, {kind}{acc})")
 
-    network = build_model(
-        meta["model"]["name"], num_classes=meta["num_classes"], **meta["model"]["args"]
-    )
+    network, _ = load_network(prefix)
     model = paddle.Model(network, inputs=[IMAGE_SPEC])
-    load_weights(model, prefix, meta["model"]["name"])
-    network.eval()
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))

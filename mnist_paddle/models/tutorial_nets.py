@@ -1,7 +1,7 @@
-"""Paddle ports of the networks in the project's other source tutorials (seeds 000, 001, 002).
+"""Paddle ports of the networks in the project's other source tutorials (000, 001 and 002).
 
 Each is written as its tutorial wrote it, with the output layer turned into a 10-way classifier
-where the tutorial had a single regression output (seed 002).
+where the tutorial had a single regression output (tutorial 002).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ PIXELS = 28 * 28
 
 @register_model("fcnet")
 class FCNet(nn.Layer):
-    """Seed 002's fully connected net: 784 -> hidden -> hidden -> classes, sigmoid activations.
+    """Tutorial 002's fully connected net: 784 -> hidden -> hidden -> classes, sigmoid activations.
 
     The tutorial uses 10 hidden units and says to tune them; `hidden_size` is that knob.
     """
@@ -37,7 +37,7 @@ class FCNet(nn.Layer):
 
 @register_model("two_conv")
 class TwoConvNet(nn.Layer):
-    """Seed 002's conv net: two 5x5 convs of 20 channels, each with ReLU and max pooling."""
+    """Tutorial 002's conv net: two 5x5 convs of 20 channels, each with ReLU and max pooling."""
 
     def __init__(self, num_classes: int = 10):
         super().__init__()
@@ -55,7 +55,7 @@ class TwoConvNet(nn.Layer):
 
 @register_model("conv_bn")
 class ConvBNNet(nn.Layer):
-    """Seed 000's net: one 5x5 conv of 32 channels with BatchNorm, then a tanh MLP (70, 30)."""
+    """Tutorial 000's net: one 5x5 conv of 32 channels with BatchNorm, then a tanh MLP (70, 30)."""
 
     def __init__(self, num_classes: int = 10):
         super().__init__()
@@ -76,7 +76,7 @@ class ConvBNNet(nn.Layer):
 
 @register_model("three_conv")
 class ThreeConvNet(nn.Layer):
-    """Seed 001's net: three 3x3 convs (8, 16, 32 channels), max pooling after the first two."""
+    """Tutorial 001's net: three 3x3 convs (8, 16, 32 channels), max pooling after the first two."""
 
     def __init__(self, num_classes: int = 10):
         super().__init__()

@@ -20,10 +20,12 @@ import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from mnist_paddle.data import mnist_files, read_idx
+from mnist_paddle.digits import normalize
 from mnist_paddle.errors import UserError
 from mnist_paddle.fileio import atomic_path, write_json, write_text
-from mnist_paddle.preprocess import load_digit
+from mnist_paddle.serving.inference import Recognizer
+from mnist_paddle.serving.preprocess import load_digit
+from mnist_paddle.train.data import mnist_files, read_idx
 
 GROUPS = ("mnist_paper", "printed")
 # The fonts in matplotlib's own folder that have ordinary digits (the STIX size variants and
@@ -142,7 +144,7 @@ def naive_input(path: Path, mean: float, std: float) -> np.ndarray:
     """The naive way: gray, resized to 28x28, normalized; no polarity, no cropping, no centering."""
     with Image.open(path) as image:
         gray = np.asarray(image.convert("L"), np.float32)
-    return ((cv2.resize(gray, (28, 28), interpolation=cv2.INTER_AREA) - mean) / std)[None]
+    return normalize(cv2.resize(gray, (28, 28), interpolation=cv2.INTER_AREA), mean, std)[None]
 
 
 def evaluate(recognizer, set_dir: Path, data_root: Path) -> dict:
@@ -168,8 +170,8 @@ def evaluate(recognizer, set_dir: Path, data_root: Path) -> dict:
         }
         if group == "mnist_paper":
             index = np.array([int(r["mnist_index"]) for r in members])
-            plain = read_idx(mnist_files(data_root, "test")[0])[index].astype(np.float32)
-            plain = ((plain - norm["mean"]) / norm["std"])[:, None]
+            plain = read_idx(mnist_files(data_root, "test")[0])[index]
+            plain = normalize(plain, norm["mean"], norm["std"])[:, None]
             results[group]["plain_accuracy"] = float(
                 (recognizer.logits(plain).argmax(1) == labels).mean()
             )
@@ -178,7 +180,6 @@ def evaluate(recognizer, set_dir: Path, data_root: Path) -> dict:
 
 def report(set_dir: Path, model_dir: Path, out: Path, data_root: Path, examples: int = 6) -> str:
     """Evaluate, write `out/realworld.json`, `.md` and an examples figure; return the Markdown."""
-    from mnist_paddle.inference import Recognizer  # Paddle Inference, only when evaluating
 
     if not (set_dir / "labels.csv").is_file():
         raise UserError(f"no evaluation set in {set_dir} (write one with tools/make_realworld.py)")

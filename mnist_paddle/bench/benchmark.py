@@ -1,21 +1,14 @@
 """Training and inference speed, measured side by side in one sitting.
 
-Training (seconds per epoch of 60,000 images, batch 64, Adam 1e-3: the LeNet recipe of
-configs/lenet_tutorial.yml), each case in its own process so that none inherits another's
-threads or caches:
-
-    project  this project's training path (engine.train: paddle.Model.fit)
-    seed     the tutorial's code: Model.fit over paddle.vision.datasets.MNIST + T.Normalize
-    pytorch  the same network and optimizer in PyTorch over pre-normalized tensors (if installed)
-
+Training: the three cases of training.py (this project, the tutorial's code, PyTorch).
 Inference of the exported model: Paddle Inference through the project's predictor, ONNX Runtime on
-the paddle2onnx conversion of the same model (if installed), and the dygraph model, at batch 1, 64
-and 1024; and `deploy/infer.py` wall time, process start included, for 1 and 1,000 PNG files.
+the paddle2onnx conversion of the same model (if installed), and the dygraph model of the
+checkpoint it was exported from, at batch 1, 64 and 1024; and the `deploy/infer.py` command's
+wall time (`python -m mnist_paddle.serving.infer`), process start included, for 1 and 1,000 PNGs.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
@@ -30,152 +23,15 @@ import cv2
 import numpy as np
 import paddle
 
+from mnist_paddle.bench import training
+from mnist_paddle.errors import UserError
 from mnist_paddle.fileio import write_json, write_text
+from mnist_paddle.serving.inference import Recognizer
+from mnist_paddle.train.checkpoint import load_network, resolve_checkpoint
+from mnist_paddle.train.data import mnist_files, read_idx
 
 BATCHES = (1, 64, 1024)
 CALLS = {1: 2000, 64: 500, 1024: 30}  # timed predictor calls per batch size
-ROOT = Path(__file__).resolve().parents[1]
-
-
-# ---- training cases, each run in a child process -------------------------------------------
-
-
-def train_project(epochs: int, data_root: str) -> dict:
-    from mnist_paddle import engine
-    from mnist_paddle.config import load_config
-
-    with tempfile.TemporaryDirectory() as out:
-        overrides = [
-            f"output_dir={out}",
-            f"train.epochs={epochs}",
-            "train.verbose=0",
-            f"data.root={data_root}",
-        ]
-        metrics = engine.train(load_config(ROOT / "configs" / "lenet_tutorial.yml", overrides))
-    return {
-        "epoch_seconds": [e["seconds"] for e in metrics["epochs"]],
-        "test_acc": metrics["final"]["eval_acc"],
-    }
-
-
-def train_seed(epochs: int, data_root: str) -> dict:
-    """The tutorial's code, with the project's copy of the IDX files instead of the download."""
-    import paddle.vision.transforms as T
-    from paddle.vision.datasets import MNIST
-
-    from mnist_paddle.data import FILES
-
-    paddle.seed(1)
-    transform = T.Normalize(mean=[127.5], std=[127.5])
-    root = Path(data_root)
-    train, test = (
-        MNIST(
-            image_path=str(root / FILES[s][0]),
-            label_path=str(root / FILES[s][1]),
-            mode=s,
-            transform=transform,
-            download=False,
-        )
-        for s in ("train", "test")
-    )
-    model = paddle.Model(paddle.vision.models.LeNet(num_classes=10))
-    model.prepare(
-        paddle.optimizer.Adam(learning_rate=0.001, parameters=model.parameters()),
-        paddle.nn.CrossEntropyLoss(),
-        paddle.metric.Accuracy(),
-    )
-    timer = EpochTimer()
-    model.fit(train, epochs=epochs, batch_size=64, verbose=0, callbacks=[timer])
-    return {
-        "epoch_seconds": timer.seconds,
-        "test_acc": model.evaluate(test, batch_size=1000, verbose=0)["acc"],
-    }
-
-
-class EpochTimer(paddle.callbacks.Callback):
-    """Training wall time of each epoch (evaluation excluded)."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
-
-
-def train_pytorch(epochs: int, data_root: str) -> dict:
-    """The same LeNet (3x3 conv, 6 and 16 channels, 120-84-10, no activation between the fully
-    connected layers), Adam 1e-3 and batch 64 in PyTorch, over pre-normalized tensors."""
-    import torch
-    from torch import nn
-
-    from mnist_paddle.data import mnist_files, read_idx
-
-    torch.manual_seed(1)
-
-    def tensors(split: str):
-        images, labels = (read_idx(path) for path in mnist_files(data_root, split))
-        x = torch.from_numpy(images.astype(np.float32)).sub_(127.5).div_(127.5)
-        return x.unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
-
-    x, y = tensors("train")
-    tx, ty = tensors("test")
-    net = nn.Sequential(
-        nn.Conv2d(1, 6, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2, 2),
-        nn.Conv2d(6, 16, 5),
-        nn.ReLU(),
-        nn.MaxPool2d(2, 2),
-        nn.Flatten(),
-        nn.Linear(400, 120),
-        nn.Linear(120, 84),
-        nn.Linear(84, 10),
-    )
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    loss_fn = nn.CrossEntropyLoss()
-    seconds = []
-    for _ in range(epochs):
-        start = time.perf_counter()
-        order = torch.randperm(len(x))
-        for i in range(0, len(x), 64):
-            idx = order[i : i + 64]
-            loss = loss_fn(net(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        seconds.append(time.perf_counter() - start)
-    with torch.no_grad():
-        acc = (net(tx).argmax(1) == ty).float().mean().item()
-    return {"epoch_seconds": seconds, "test_acc": acc}
-
-
-CASES = {"project": train_project, "seed": train_seed, "pytorch": train_pytorch}
-
-
-def _child(case: str, epochs: int, data_root: str) -> dict:
-    """Run one training case in a fresh Python; its last stdout line is its JSON result."""
-    cmd = [
-        sys.executable,
-        str(ROOT / "tools" / "benchmark.py"),
-        "--case",
-        case,
-        "--epochs",
-        str(epochs),
-        "--data-root",
-        data_root,
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    if done.returncode != 0:
-        tail = done.stderr.strip().splitlines()[-1:] or ["(no output)"]
-        return {"error": tail[0]}
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    result["seconds_per_epoch"] = statistics.median(result["epoch_seconds"])
-    result["images_per_second"] = 60000 / result["seconds_per_epoch"]
-    return result
 
 
 # ---- inference -------------------------------------------------------------------------------
@@ -208,9 +64,9 @@ def _by_batch(run) -> dict:
     return out
 
 
-def bench_inference(model_dir: Path) -> dict:
-    from mnist_paddle.inference import Recognizer
-
+def bench_inference(model_dir: Path, checkpoint: str | Path | None) -> dict:
+    """Every runtime at every batch size; `checkpoint` is the one the export came from (the
+    dygraph rows; skipped when None)."""
     recognizer = Recognizer(model_dir)
     meta = recognizer.meta
     results = {"paddle_inference": _by_batch(recognizer.logits)}
@@ -236,7 +92,7 @@ def bench_inference(model_dir: Path) -> dict:
             session = ort.InferenceSession(onnx_file, options, providers=["CPUExecutionProvider"])
             name = session.get_inputs()[0].name
             results["onnxruntime"] = _by_batch(lambda x: session.run(None, {name: x}))
-    results["dygraph"] = _dygraph(model_dir, meta)
+    results["dygraph"] = _dygraph(checkpoint) if checkpoint else {"skipped": "no checkpoint given"}
     return results
 
 
@@ -258,20 +114,12 @@ def _quiet_fds():
                 os.close(fd)
 
 
-def _dygraph(model_dir: Path, meta: dict) -> dict:
-    from mnist_paddle.checkpoint import read_meta, resolve_checkpoint
-    from mnist_paddle.errors import UserError
-    from mnist_paddle.models import build_model
-
-    # The checkpoint path is relative to where the export ran: the folder above output/.
+def _dygraph(checkpoint: str | Path) -> dict:
+    """The checkpoint's network in dygraph mode, loaded with the project's checks."""
     try:
-        prefix = resolve_checkpoint(model_dir.resolve().parent.parent / meta["checkpoint"])
+        network, _ = load_network(resolve_checkpoint(checkpoint))
     except UserError as e:
         return {"skipped": str(e)}
-    model = read_meta(prefix)["model"]
-    network = build_model(model["name"], **model["args"])
-    network.set_state_dict(paddle.load(str(prefix) + ".pdparams"))
-    network.eval()
 
     def run(x):
         with paddle.no_grad():
@@ -281,26 +129,20 @@ def _dygraph(model_dir: Path, meta: dict) -> dict:
 
 
 def bench_infer_cli(model_dir: Path, data_root: Path, files: int = 1000, repeats: int = 3) -> dict:
-    """Wall time of `python deploy/infer.py` for 1 file and for `files` files, start-up included."""
-    from mnist_paddle.data import mnist_files, read_idx
-
+    """Wall time of the deploy/infer.py command for 1 file and for `files` files, start-up
+    included."""
     images = read_idx(mnist_files(data_root, "test")[0])[:files]
     with tempfile.TemporaryDirectory() as tmp:
         for i, image in enumerate(images):
             cv2.imwrite(os.path.join(tmp, f"{i:04d}.png"), image)
         out = {}
         for label, target in (("1_file", os.path.join(tmp, "0000.png")), (f"{files}_files", tmp)):
-            cmd = [
-                sys.executable,
-                str(ROOT / "deploy" / "infer.py"),
-                "--model-dir",
-                str(model_dir),
-                target,
-            ]
+            cmd = [sys.executable, "-m", "mnist_paddle.serving.infer"]
+            cmd += ["--model-dir", str(model_dir), target]
             times = []
             for _ in range(repeats):
                 start = time.perf_counter()
-                subprocess.run(cmd, capture_output=True, check=True, cwd=ROOT)
+                subprocess.run(cmd, capture_output=True, check=True)
                 times.append(time.perf_counter() - start)
             out[label] = {"seconds": statistics.median(times), "runs": times}
     return out
@@ -331,13 +173,22 @@ def environment() -> dict:
     return {"cores": os.cpu_count(), "cpu": cpu, "versions": versions}
 
 
-def run(out_dir: Path, model_dir: Path, data_root: Path, epochs: int) -> dict:
+def run(
+    out_dir: Path,
+    model_dir: Path,
+    checkpoint: str | Path | None,
+    data_root: Path,
+    config: Path,
+    epochs: int,
+) -> dict:
+    """The whole benchmark: training cases of the recipe `config`, then inference of the export
+    in `model_dir` (and of `checkpoint`, its source, in dygraph); writes results.{json,md}."""
     results = {"environment": environment(), "training": {}, "inference": {}}
-    for case in CASES:
+    for case in training.CASES:
         print(f"training: {case} ({epochs} epochs) ...", flush=True)
-        results["training"][case] = _child(case, epochs, str(data_root))
+        results["training"][case] = training.run_case(case, epochs, str(data_root), str(config))
     print("inference: predictor, ONNX Runtime, dygraph ...", flush=True)
-    results["inference"] = bench_inference(model_dir)
+    results["inference"] = bench_inference(model_dir, checkpoint)
     print("inference: deploy/infer.py ...", flush=True)
     results["infer_cli"] = bench_infer_cli(model_dir, data_root)
     results["ratios"] = _ratios(results)
@@ -351,7 +202,7 @@ def _ratios(r: dict) -> dict:
     train, inf = r["training"], r["inference"]
     ratios = {}
     if "seconds_per_epoch" in train["project"]:
-        for other in ("seed", "pytorch"):
+        for other in ("tutorial", "pytorch"):
             if "seconds_per_epoch" in train[other]:
                 ratios[f"train_project_over_{other}"] = (
                     train["project"]["seconds_per_epoch"] / train[other]["seconds_per_epoch"]

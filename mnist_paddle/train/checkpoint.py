@@ -4,7 +4,8 @@ A checkpoint is a path prefix, e.g. `output/lenet/final`:
 
     final.pdparams   parameters (Model.save)
     final.pdopt      optimizer state (Model.save)
-    final.json       model name and arguments, input shape, normalization, epoch, test accuracy
+    final.json       model name and arguments, input shape, normalization, epoch, test accuracy,
+                     and the run's whole config (`checkpoint_meta`)
 
 The JSON file is written last, so a checkpoint whose JSON file exists is complete. A run folder
 also has `latest`, the name of its newest complete epoch checkpoint, rewritten after each epoch.
@@ -12,6 +13,7 @@ also has `latest`, the name of its newest complete epoch checkpoint, rewritten a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -19,9 +21,11 @@ from pathlib import Path
 
 import paddle
 
+from mnist_paddle.digits import IMAGE_SHAPE, NUM_CLASSES
 from mnist_paddle.errors import UserError, first_line
 from mnist_paddle.fileio import write_json, write_text
 from mnist_paddle.models import MODELS, build_model
+from mnist_paddle.train.config import Config, ModelConfig, to_dict
 
 FORMAT = "mnist-paddle-checkpoint/1"
 PARAMS, OPTIMIZER, META = ".pdparams", ".pdopt", ".json"
@@ -69,8 +73,11 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
-def load_weights(model: paddle.Model, prefix: Path, model_name: str) -> None:
-    """`model.load(prefix)` (parameters, and the optimizer state when the model is prepared).
+def load_weights(
+    model: paddle.Model, prefix: Path, model_name: str, with_optimizer: bool = True
+) -> None:
+    """`model.load(prefix)`: the parameters, and the optimizer state when the model is prepared
+    and `with_optimizer` (a resumed run; a fine-tune starts a fresh optimizer).
 
     A damaged file, or parameters of another architecture than `model_name`, is a one-line error.
     """
@@ -84,7 +91,7 @@ def load_weights(model: paddle.Model, prefix: Path, model_name: str) -> None:
             "the checkpoint's files do not belong together"
         )
     try:
-        model.load(str(prefix))
+        model.load(str(prefix), reset_optimizer=not with_optimizer)
     except Exception as e:  # the optimizer file: pickle and Paddle errors alike
         raise UserError(
             f"{prefix}{OPTIMIZER}: cannot load it, the file is damaged ({first_line(e)})"
@@ -134,3 +141,51 @@ def find_checkpoints(output_dir: str | Path) -> list[Path]:
     return sorted(
         (m.with_suffix("") for m in metas), key=lambda p: p.with_suffix(META).stat().st_mtime
     )
+
+
+def checkpoint_meta(cfg: Config) -> dict:
+    """What a checkpoint needs to be rebuilt and fed without the training config, and the config
+    itself (its seed and the epoch give the random state of the next epoch)."""
+    return {
+        "run": cfg.run_name,
+        "model": {"name": cfg.model.name, "args": cfg.model.args},
+        "num_classes": NUM_CLASSES,
+        "input_shape": list(IMAGE_SHAPE),
+        "normalize": {"mean": cfg.data.mean, "std": cfg.data.std},
+        "config": to_dict(cfg),
+    }
+
+
+def adopt_checkpoint(cfg: Config, prefix: Path) -> Config:
+    """`cfg` with the model of the checkpoint at `prefix` (fine-tuning); a config that names
+    another model, other arguments or another normalization is refused."""
+    meta = read_meta(prefix)
+    model = meta["model"]
+    if cfg.model.name and cfg.model.name != model["name"]:
+        raise UserError(
+            f"checkpoint {prefix} holds a {model['name']!r} model, "
+            f"but the config asks for {cfg.model.name!r}"
+        )
+    if cfg.model.args and cfg.model.args != model["args"]:
+        raise UserError(
+            f"checkpoint {prefix} holds a {model['name']!r} model with arguments {model['args']}, "
+            f"but the config asks for {cfg.model.args}"
+        )
+    norm = meta["normalize"]
+    if (cfg.data.mean, cfg.data.std) != (norm["mean"], norm["std"]):
+        raise UserError(
+            f"checkpoint {prefix} was trained with data.mean={norm['mean']}, "
+            f"data.std={norm['std']}; the config has {cfg.data.mean}, {cfg.data.std}"
+        )
+    return dataclasses.replace(cfg, model=ModelConfig(name=model["name"], args=model["args"]))
+
+
+def load_network(prefix: Path) -> tuple[paddle.nn.Layer, dict]:
+    """The network of the checkpoint at `prefix`, rebuilt from its description and loaded with
+    the checks of `load_weights`, in eval mode; and the description."""
+    meta = read_meta(prefix)
+    name = meta["model"]["name"]
+    network = build_model(name, num_classes=meta["num_classes"], **meta["model"]["args"])
+    load_weights(paddle.Model(network), prefix, name)
+    network.eval()
+    return network, meta

@@ -20,6 +20,8 @@ An image with no ink is "no digit found", not a guess.
 from __future__ import annotations
 
 import io
+import re
+import warnings
 from pathlib import Path
 
 import cv2
@@ -30,9 +32,6 @@ from mnist_paddle.errors import UserError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 MAX_PIXELS = 40_000_000  # refuse larger images before decoding them (a 40 MP photo is fine)
-# Pillow's own guard warns above 89 MP and refuses above 179 MP, when it opens a file; this
-# module refuses above MAX_PIXELS itself, from the header, before decoding anything.
-Image.MAX_IMAGE_PIXELS = None
 SIZE = 28  # MNIST's frame
 BOX = 20  # MNIST's digits fit a 20x20 box inside the frame
 BORDER = 0.05  # the outer 5% of each side is taken as background
@@ -62,7 +61,13 @@ def decode_gray(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> np.ndar
     if not data:
         raise NotAnImage(f"{name}: empty file")
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        # Pillow's own guard, process-wide (Image.MAX_IMAGE_PIXELS), warns above 89 MP and
+        # refuses above 179 MP when it opens a file. The limit here is checked from the header
+        # just below; the warning is hidden for this call only, as such images are refused.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(io.BytesIO(data))
+        with opened as image:
             width, height = image.size
             if width * height > max_pixels:
                 raise NotAnImage(
@@ -75,10 +80,11 @@ def decode_gray(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> np.ndar
         raise
     except UnidentifiedImageError:
         raise NotAnImage(f"{name}: not an image (or an unsupported format)") from None
-    except Image.DecompressionBombError:
-        raise NotAnImage(
-            f"{name}: image is larger than the limit of {max_pixels:,} pixels"
-        ) from None
+    except Image.DecompressionBombError as e:  # over Pillow's own limit (179 MP): no size given
+        found = re.search(r"\((\d+) pixels\)", str(e))  # "Image size (N pixels) exceeds ..."
+        size = f"{int(found[1]):,} pixels" if found else "larger than Pillow opens"
+        limit = f"more than the limit of {max_pixels:,}"
+        raise NotAnImage(f"{name}: image is {size}, {limit}") from None
     except (OSError, SyntaxError, ValueError) as e:  # truncated or corrupt data
         raise NotAnImage(f"{name}: damaged image ({e})") from None
 
@@ -202,11 +208,6 @@ def _center(digit: np.ndarray) -> np.ndarray:
     shift = np.float32([[1, 0, SIZE / 2 - cx], [0, 1, SIZE / 2 - cy]])
     frame = cv2.warpAffine(frame, shift, (SIZE, SIZE), flags=cv2.INTER_LINEAR)
     return np.clip(frame * 255.0, 0, 255)
-
-
-def normalize(image: np.ndarray, mean: float, std: float) -> np.ndarray:
-    """(28, 28) gray levels -> the (1, 28, 28) float32 model input."""
-    return ((image - mean) / std).astype(np.float32)[None]
 
 
 def load_digit(path: str | Path) -> np.ndarray:

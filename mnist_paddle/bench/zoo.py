@@ -2,8 +2,9 @@
 
 For each config: parameters, FLOPs (`paddle.flops`, one 1x28x28 image), test accuracy of the final
 checkpoint, training wall time, and Paddle Inference images/s at batch 64 on the exported model.
-Training runs in a child process per config (`tools/train.py`, or `tools/finetune.py` for a config
-with `train.init_from`), so every run is what a user gets from the command line.
+Training runs in a child process per config, the train command of tools/train.py (or the fine-tune
+command of tools/finetune.py for a config with `train.init_from`) as
+`python -m mnist_paddle.train.commands`, so every run is what a user gets from the command line.
 """
 
 from __future__ import annotations
@@ -20,26 +21,25 @@ from pathlib import Path
 import numpy as np
 import paddle
 
-from mnist_paddle.benchmark import latencies
-from mnist_paddle.checkpoint import META, read_meta
-from mnist_paddle.config import Config, load_config
-from mnist_paddle.data import IMAGE_SHAPE
+from mnist_paddle.bench.benchmark import latencies
+from mnist_paddle.digits import IMAGE_SHAPE
 from mnist_paddle.errors import UserError
-from mnist_paddle.export import export
 from mnist_paddle.fileio import write_json, write_text
-from mnist_paddle.inference import Recognizer
 from mnist_paddle.models import build_model, count_parameters
+from mnist_paddle.serving.inference import Recognizer
+from mnist_paddle.train.checkpoint import META, read_meta
+from mnist_paddle.train.config import Config, load_config
+from mnist_paddle.train.export import export
 
-ROOT = Path(__file__).resolve().parents[1]
 INFER_BATCH = 64
 INFER_CALLS = 300
 
-# What the source tutorials report for the same network, where they report it.
-SEED_RESULTS = {
-    "lenet": "98.57% (seed 003, 5 epochs)",
-    "lenet_tutorial": "98.57% (seed 003, 5 epochs)",
-    "lenet_finetune": "98.92% (seed 003, +2 epochs)",
-    "conv_bn": "98.69% (seed 000, 10 epochs, PyTorch)",
+# What the source tutorials (shared/seeds/) report for the same network, where they report it.
+TUTORIAL_RESULTS = {
+    "lenet": "98.57% (tutorial 003, 5 epochs)",
+    "lenet_tutorial": "98.57% (tutorial 003, 5 epochs)",
+    "lenet_finetune": "98.92% (tutorial 003, +2 epochs)",
+    "conv_bn": "98.69% (tutorial 000, 10 epochs, PyTorch)",
 }
 
 
@@ -89,16 +89,17 @@ def _starts_from(cfg: Config, run_dirs: set[Path]) -> bool:
 
 
 def _train(path: Path, cfg: Config, output_dir: str, nproc: int) -> None:
-    tool = "finetune.py" if cfg.train.init_from else "train.py"
+    command_name = "finetune" if cfg.train.init_from else "train"
     log = Path(output_dir) / f"{cfg.run_name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     print(f"training {path} -> {cfg.run_dir} (log: {log})", flush=True)
     command = [sys.executable]
-    if nproc > 1:  # data-parallel: one process per core (see mnist_paddle/loader.py)
+    if nproc > 1:  # data-parallel: one process per core (see mnist_paddle/train/loader.py)
         launcher_logs = Path(output_dir) / f"{cfg.run_name}.launch"
         command += ["-m", "paddle.distributed.launch", "--nproc_per_node", str(nproc)]
         command += ["--log_dir", str(launcher_logs)]
-    command += [str(ROOT / "tools" / tool), "-c", str(path), "--overwrite"]
+        command += [sys.executable]  # launch runs a command that is not a .py file as it is
+    command += ["-m", "mnist_paddle.train.commands", command_name, "-c", str(path), "--overwrite"]
     command += ["-o", f"output_dir={output_dir}", "-o", "train.verbose=2"]
     with open(log, "w") as f:
         done = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT)
@@ -128,7 +129,7 @@ def measure(cfg: Config) -> dict:
         "val_acc": meta.get("val_acc"),
         "train_minutes": sum(e["seconds"] for e in epochs) / 60,
         "images_per_second": images_per_second,
-        "seed_result": SEED_RESULTS.get(cfg.run_name, ""),
+        "tutorial_result": TUTORIAL_RESULTS.get(cfg.run_name, ""),
     }
 
 
@@ -140,13 +141,13 @@ def _images_per_second(recognizer) -> float:
 def to_markdown(rows: list[dict]) -> str:
     lines = [
         "| run | model | parameters | FLOPs (paddle.flops) | epochs | test accuracy | training | "
-        "images/s (batch 64) | the seed's |",
+        "images/s (batch 64) | the tutorials' own |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in rows:
         lines.append(
             f"| {r['run']} | {r['model']} | {r['parameters']:,} | {r['flops'] / 1e6:.2f} M | "
             f"{r['epochs']} | {100 * r['test_acc']:.2f}% | {r['train_minutes']:.1f} min | "
-            f"{r['images_per_second']:,.0f} | {r['seed_result'] or '-'} |"
+            f"{r['images_per_second']:,.0f} | {r['tutorial_result'] or '-'} |"
         )
     return "\n".join(lines) + "\n"

@@ -8,9 +8,13 @@
                    {"results": [{"digit", "prob", "top", "probs", "seen"}]}, in order
 
 Each worker process creates one `Recognizer` (its Paddle Inference predictors) at start-up and
-runs every request through it, one at a time. Requests are refused with a 4xx and a JSON
-`{"error": ...}` when they are not what the API takes or exceed a limit; a readable image with
-nothing drawn on it gets `{"error": "no digit found ..."}` in its place of the results.
+runs every request through it, one at a time. A request that runs past its time limit gets a 503,
+and its work stops at the next image or before the predictor: it does not hold the predictor
+from the requests behind it (one image's decoding, once begun, finishes).
+
+Requests are refused with a 4xx and a JSON `{"error": ...}` when they are not what the API
+takes or exceed a limit; a readable image with nothing drawn on it gets
+`{"error": "no digit found ..."}` in its place of the results.
 """
 
 from __future__ import annotations
@@ -29,8 +33,8 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from mnist_paddle.inference import Recognizer
-from mnist_paddle.preprocess import NoDigit, NotAnImage, decode_digit
+from mnist_paddle.serving.inference import Recognizer
+from mnist_paddle.serving.preprocess import NoDigit, NotAnImage, decode_digit
 
 PAGE = Path(__file__).with_name("page.html")
 SETTINGS = "MNIST_PADDLE_SERVE"  # environment variable: the settings of worker processes (JSON)
@@ -80,10 +84,12 @@ def create_app(model_dir: str | Path = "output/inference", limits: Limits | None
     @app.post("/predict")
     async def predict(request: Request) -> dict:
         images = await _read_images(request, limits)
-        work = asyncio.to_thread(_recognize, state["recognizer"], lock, images, limits)
+        cancelled = threading.Event()
+        work = asyncio.to_thread(_recognize, state["recognizer"], lock, images, limits, cancelled)
         try:
             return {"results": await asyncio.wait_for(work, limits.timeout)}
         except asyncio.TimeoutError:
+            cancelled.set()  # the thread stops at its next check; nobody waits for its answer
             raise BadRequest(503, f"recognition took longer than {limits.timeout:g} s") from None
 
     return app
@@ -143,12 +149,29 @@ def _json_images(body) -> list[tuple[str, bytes]]:
     return images
 
 
+class Cancelled(Exception):
+    """The request was answered (503) while its work was still going on."""
+
+
 def _recognize(
-    recognizer: Recognizer, lock: threading.Lock, images: list[tuple[str, bytes]], limits: Limits
-) -> list[dict]:
+    recognizer: Recognizer,
+    lock: threading.Lock,
+    images: list[tuple[str, bytes]],
+    limits: Limits,
+    cancelled: threading.Event,
+) -> list[dict] | None:
+    try:
+        return _recognize_until_cancelled(recognizer, lock, images, limits, cancelled)
+    except Cancelled:
+        return None  # nobody reads it: the client got its 503
+
+
+def _recognize_until_cancelled(recognizer, lock, images, limits, cancelled) -> list[dict]:
     digits: list[np.ndarray | None] = []
     results: list[dict] = []
     for name, data in images:
+        if cancelled.is_set():
+            raise Cancelled
         try:
             digits.append(decode_digit(data, name, limits.max_pixels))
             results.append({})
@@ -160,6 +183,8 @@ def _recognize(
     found = [i for i, d in enumerate(digits) if d is not None]
     if found:
         with lock:
+            if cancelled.is_set():  # it may have waited for the lock past its time limit
+                raise Cancelled
             probs = recognizer.digit_probabilities([digits[i] for i in found])
         for i, p in zip(found, probs):
             results[i] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import paddle
 
-from mnist_paddle.config import TrainConfig
+from mnist_paddle.train.config import TrainConfig
 
 
 def build_optimizer(

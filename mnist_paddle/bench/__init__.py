@@ -1,0 +1,10 @@
+"""Measuring: speed, accuracy on real-looking images, the model zoo, load on the service.
+
+    training    the training-speed cases (project, the tutorial's code, PyTorch), one per process
+    benchmark   inference speed beside ONNX Runtime and dygraph; the whole benchmark report
+    zoo         every recipe in configs/ trained and measured into one table
+    realworld   the real-looking evaluation set and the report on it
+    loadtest    a bounded HTTP load test of the service
+
+May import anything in the package; nothing imports it.
+"""

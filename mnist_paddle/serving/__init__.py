@@ -1,0 +1,11 @@
+"""Serving: the exported model answering for image files and HTTP requests.
+
+    preprocess  image file -> the 28x28 digit an MNIST model expects, made as MNIST made its own
+    inference   the Recognizer: Paddle Inference predictors for an export folder
+    infer       the deploy/infer.py command
+    service     the FastAPI app of deploy/serve.py, with page.html (the draw-a-digit page)
+
+May import: only the shared modules at the top of the package (cli, errors, fileio, digits) and
+each other. Never `train`, `models` or `bench`: a deployment needs the export folder alone
+(tests/test_layout.py holds this rule).
+"""

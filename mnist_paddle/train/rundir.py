@@ -1,0 +1,107 @@
+"""Run folders (`output/<run_name>/`): who may write one, whether a resume matches it, and what
+an interrupted run left in it.
+
+Under `python -m paddle.distributed.launch` only the first process writes files; the others
+train their share of each batch and stay quiet.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from pathlib import Path
+
+import paddle
+
+from mnist_paddle.errors import UserError
+from mnist_paddle.train.checkpoint import LATEST, META
+from mnist_paddle.train.config import Config, load_config, to_dict
+
+# Keys a resumed run may change: they say how to show or run the work, not what it computes.
+RESUME_MAY_CHANGE = {"train.verbose", "train.log_freq", "train.device", "data.num_workers"}
+
+
+def is_main_process() -> bool:
+    """False in the second and later processes of a data-parallel run: they write nothing."""
+    return paddle.distributed.ParallelEnv().rank == 0
+
+
+def say(message: str) -> None:
+    """Print a progress line once per run, not once per process."""
+    if is_main_process():
+        print(message, flush=True)
+
+
+def claim_run_dir(run_dir: Path, overwrite: bool) -> None:
+    """Make sure a new run may write into `run_dir`: refuse one that holds a run, unless
+    `overwrite`, in which case that run is deleted."""
+    finished = (run_dir / f"final{META}").is_file()
+    started = (run_dir / "config.yml").is_file() or (run_dir / LATEST).is_file()
+    if not (finished or started) or not is_main_process():
+        return
+    if not overwrite:
+        name = run_dir.name
+        free = next(
+            f"{name}_{n}"
+            for n in itertools.count(2)
+            if not (run_dir.parent / f"{name}_{n}").exists()
+        )
+        what = "a finished run" if finished else "an unfinished run (add --resume to continue it)"
+        raise UserError(
+            f"{run_dir} holds {what}; add --overwrite to replace it, or keep it and name the new "
+            f"run, e.g. -o run_name={free} (the new run then goes to {run_dir.parent / free})"
+        )
+    shutil.rmtree(run_dir)
+
+
+def check_resumable(cfg: Config, run_dir: Path) -> None:
+    """Refuse to resume a folder without a run, a finished run, or a run configured otherwise."""
+    saved = run_dir / "config.yml"
+    if not saved.is_file():
+        raise UserError(
+            f"{run_dir}: no run to resume here (no config.yml); start it without --resume"
+        )
+    if (run_dir / f"final{META}").is_file():
+        raise UserError(f"{run_dir}: this run has finished, there is nothing to resume")
+    wanted, have = _flat(to_dict(cfg)), _flat(to_dict(load_config(saved)))
+    differ = [k for k in sorted(wanted) if k not in RESUME_MAY_CHANGE and wanted[k] != have.get(k)]
+    if differ:
+        key = differ[0]
+        raise UserError(
+            f"--resume continues the run as {saved} says, but the config has {key}="
+            f"{wanted[key]!r} where the run has {have.get(key)!r}"
+            + (f" (and {len(differ) - 1} more)" if len(differ) > 1 else "")
+        )
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and key != "args":
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def remove_partial_files(run_dir: Path) -> None:
+    """Delete the temporary files of writes that a kill cut short (they start with a dot)."""
+    for partial in run_dir.glob(".*"):
+        if partial.is_dir():
+            shutil.rmtree(partial)
+        else:
+            partial.unlink()
+
+
+def what_was_saved(run_dir: Path, epochs_done: int) -> str:
+    """What an interrupted run left on disk, and how to go on."""
+    if not epochs_done:
+        return f"no epoch had finished, nothing is saved in {run_dir}"
+    return (
+        f"{epochs_phrase(epochs_done)} saved in {run_dir} (latest: epoch_{epochs_done}); "
+        "continue with the same command and --resume"
+    )
+
+
+def epochs_phrase(done: int) -> str:
+    return "epoch 1 is" if done == 1 else f"epochs 1-{done} are"
