@@ -15,6 +15,7 @@ import json
 import os
 
 from mnist_paddle.cli import parser, quiet_paddle, user_errors
+from mnist_paddle.serving.infer import probability
 
 
 def main() -> None:
@@ -29,6 +30,17 @@ def main() -> None:
     p.add_argument("--max-pixels", type=int, default=4_000_000, help="pixels per image")
     p.add_argument("--max-images", type=int, default=32, help="images per request")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
+    p.add_argument(
+        "--runtime",
+        choices=("paddle", "onnxruntime"),
+        default="paddle",
+        help="Paddle Inference (default), or ONNX Runtime on the export's inference.onnx",
+    )
+    p.add_argument(
+        "--min-prob",
+        type=probability,
+        help="answers below this probability are unsure (default: the export's threshold)",
+    )
     args = p.parse_args()
     quiet_paddle(args.verbose)
     with user_errors():
@@ -37,10 +49,16 @@ def main() -> None:
         from mnist_paddle.serving.inference import Recognizer
         from mnist_paddle.serving.service import SETTINGS, Limits
 
-        meta = Recognizer(args.model_dir).meta  # a broken export is one line now, not per worker
+        # a broken export is one line now, not one per worker
+        meta = Recognizer(args.model_dir, runtime=args.runtime).meta
         limits = Limits(args.max_body, args.max_pixels, args.max_images, args.timeout)
         os.environ[SETTINGS] = json.dumps(
-            {"model_dir": args.model_dir, "limits": dataclasses.asdict(limits)}
+            {
+                "model_dir": args.model_dir,
+                "limits": dataclasses.asdict(limits),
+                "min_prob": args.min_prob,
+                "runtime": args.runtime,
+            }
         )
         print(
             f"serving {args.model_dir} ({meta['model']['name']}) on "

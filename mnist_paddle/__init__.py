@@ -14,7 +14,7 @@ Three rooms and what they share:
 
 What may import what: the shared modules import nothing of the package but each other;
 `models` the shared ones; `serving` the shared ones only, so a deployment needs nothing but the
-export folder; `train` the shared ones, `models` and `serving.inference` (export checks its model
+export folder; `train` the shared ones, `models` and `serving` (export checks its model
 through the deployed predictor); `bench` anything. tests/test_layout.py holds these rules.
 
 Importing the package imports no Paddle: the tools quiet Paddle's logging before it loads.

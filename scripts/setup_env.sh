@@ -1,9 +1,28 @@
 #!/usr/bin/env bash
-# Create .venv (once) and install the pinned requirements and the package (editable) into it.
+# Create .venv (once) and install the pinned requirements and the package (editable) into it;
+# install the Debian font packages the typeset training digits and the evaluation sets use.
 # Sourced by the other scripts; afterwards `python` is the project's interpreter.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON=${PYTHON:-python3}
+# mnist_paddle/train/synth.py: training fonts (noto-core ... firacode), evaluation fonts (the rest)
+FONT_PACKAGES="fonts-noto-core fonts-open-sans fonts-roboto-unhinted fonts-linuxlibertine
+  fonts-cantarell fonts-ebgaramond fonts-firacode fonts-sil-gentium fonts-inter fonts-hack
+  fonts-jetbrains-mono fonts-comic-neue"
+missing=""
+for pkg in $FONT_PACKAGES; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+        echo "== installing fonts (apt):$missing"
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -qq --no-install-recommends $missing >/dev/null; } \
+            || echo "warning: could not install$missing; training with data.typeset will say so"
+    else
+        echo "warning: font packages missing:$missing (install them with apt as root)"
+    fi
+fi
 if [ ! -x .venv/bin/python ]; then
     echo "== creating .venv"
     "$PYTHON" -m venv .venv

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import socket
 import struct
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
+import httpx
 import pytest
 
 from mnist_paddle.cli import quiet_paddle
@@ -17,15 +20,23 @@ quiet_paddle()
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "mnist"
+TYPESET = 100  # typeset digits in the tests' small runs
 
 
 def small_config(output_dir: Path, config: str = "lenet.yml", *overrides: str):
     """`configs/<config>` for a quick run: few images, silent, writing under `output_dir`."""
     from mnist_paddle.train.config import load_config
 
+    # few typeset digits (the config's thousands take 15 s to render); a test may ask for more
     return load_config(
         ROOT / "configs" / config,
-        [f"output_dir={output_dir}", f"data.root={DATA}", "train.verbose=0", *overrides],
+        [
+            f"output_dir={output_dir}",
+            f"data.root={DATA}",
+            "train.verbose=0",
+            f"data.typeset={TYPESET}",
+            *overrides,
+        ],
     )
 
 
@@ -38,6 +49,7 @@ def trained(tmp_path_factory):
     cfg = small_config(
         tmp_path_factory.mktemp("output"),
         "lenet_tutorial.yml",
+        "data.typeset=0",  # the tutorial's recipe: MNIST only
         "data.train_limit=5000",
         "data.test_limit=500",
         "train.epochs=2",
@@ -57,9 +69,10 @@ def exported(trained, tmp_path_factory) -> Path:
     )
 
 
-def run_tool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    """Run `python <args>` the way a user would, from the repository root."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GLOG_")}
+def run_tool(*args: str, cwd: Path = ROOT, **env_vars: str) -> subprocess.CompletedProcess:
+    """Run `python <args>` the way a user would, from the repository root (`env_vars` added to
+    the environment)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GLOG_")} | env_vars
     return subprocess.run(
         [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
     )
@@ -92,3 +105,33 @@ def png_header(width: int, height: int) -> bytes:
         + chunk(b"IDAT", zlib.compress(bytes(100)))
         + chunk(b"IEND", b"")
     )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model_dir, *args: str):
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "deploy/serve.py", "--model-dir", str(model_dir), "--port", str(port)]
+        + list(args),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            time.sleep(0.2)
+        if process.poll() is not None:
+            break
+    process.kill()
+    raise RuntimeError(f"the server did not start: {process.communicate()[0]}")

@@ -27,6 +27,12 @@ def test_tutorial_config_is_the_tutorials_recipe():
     )
     assert cfg.train.label_smoothing == 0 and cfg.data.val_size == 0
     assert (cfg.augment.rotate, cfg.augment.scale, cfg.augment.shift) == (0, 0, 0)
+    assert (cfg.augment.shear, cfg.augment.elastic, cfg.augment.stroke, cfg.data.typeset) == (
+        0,
+        0,
+        0,
+        0,
+    )
 
 
 def test_default_config_is_the_tutorials_network_for_5_epochs():
@@ -41,6 +47,8 @@ def test_finetune_config_continues_the_default_run():
     assert cfg.train.init_from == "output/lenet/final"
     assert (cfg.train.epochs, cfg.train.lr) == (2, 1e-4)
     assert cfg.model.name == ""  # taken from the checkpoint
+    # the base run's validation images stay held out: export calibrates on them
+    assert cfg.data.val_size == load_config(ROOT / "configs" / "lenet.yml").data.val_size > 0
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -110,6 +118,10 @@ def write(tmp_path, text: str) -> Path:
         ("", ["augment.rotate=90"], ["'augment.rotate' must be between 0 and 45"]),
         ("augment:\n  shift: 10\n", [], ["c.yml", "'augment.shift' must be between 0 and 6"]),
         ("augment:\n  flip: true\n", [], ["c.yml", "unknown key 'augment.flip'", "rotate"]),
+        ("", ["augment.shear=2"], ["'augment.shear' must be between 0 and 1"]),
+        ("", ["augment.elastic=-1"], ["'augment.elastic' must be between 0 and 4 pixels"]),
+        ("", ["augment.stroke=1.5"], ["'augment.stroke' must be between 0 and 1"]),
+        ("", ["data.typeset=-5"], ["'data.typeset' must be >= 0"]),
         ("", ["run_name=a/b"], ["'run_name' must be a non-empty name"]),
         ("[1, 2]\n", [], ["c.yml", "expected a mapping"]),
         ("train: [\n", [], ["c.yml", "not valid YAML", "line"]),

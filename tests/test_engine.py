@@ -64,6 +64,7 @@ def test_finetune_starts_from_the_checkpoint(trained, tmp_path):
         "finetune.yml",
         f"train.init_from={cfg.run_dir / 'final'}",
         "data.train_limit=1000",
+        "data.val_size=200",
         "data.test_limit=500",
         "train.epochs=1",
     )
@@ -183,7 +184,14 @@ def test_early_stopping_ends_a_run_that_stopped_improving(tmp_path):
 
 
 def test_data_parallel_training_on_two_processes(tmp_path):
-    """The launcher's two CPU processes (gloo) train one run; only the first writes files."""
+    """The launcher's two processes train one run (CPU: gloo; GPU: NCCL, one GPU each); only
+    the first writes files."""
+    if paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() < 2:
+        # On a CUDA build the launcher gives every process a GPU of its own and fails with an
+        # IndexError for the second one (paddle/distributed/launch/controllers/collective.py,
+        # _build_pod_with_master); hiding the GPUs with CUDA_VISIBLE_DEVICES="" does not help:
+        # context/device.py parse_device then takes "" for one GPU.
+        pytest.skip("two data-parallel processes on a CUDA build need two GPUs")
     result = run_tool(
         "-m",
         "paddle.distributed.launch",
@@ -200,7 +208,7 @@ def test_data_parallel_training_on_two_processes(tmp_path):
         f"data.root={DATA}",
         "-o",
         "train.epochs=1",
-        *(f"-o{o}" for o in (*QUICK, "data.val_size=200")),
+        *(f"-o{o}" for o in (*QUICK, "data.val_size=200", "data.typeset=0")),
     )
     assert result.returncode == 0, result.stdout + result.stderr
     run = tmp_path / "lenet"

@@ -27,12 +27,46 @@ def test_export_folder_and_metadata(exported, trained):
         "metadata.json",
     ]
     meta = json.loads((exported / "metadata.json").read_text())
+    # the run held out no training images: nothing to calibrate on, and the test set is not used
+    assert meta["calibration"] == {"split": None, "images": 0}
+    assert meta["temperature"] == 1.0 and meta["min_prob"] == export_module.UNCALIBRATED_MIN_PROB
     assert meta["model"] == {"name": "lenet", "args": {}}
     assert meta["input_shape"] == [1, 28, 28] and meta["input_name"] == "image"
     assert meta["normalize"] == {"mean": 127.5, "std": 127.5}
     assert meta["class_names"] == [str(k) for k in range(10)]
     assert meta["test_acc"] == pytest.approx(metrics["final"]["eval_acc"])
     assert not list(exported.parent.glob(".*")), "staging folder left behind"
+
+
+def test_export_calibrates_on_the_images_the_run_held_out(tmp_path):
+    from conftest import small_config
+
+    from mnist_paddle.train import calibrate, engine
+    from mnist_paddle.train.loader import load_data
+
+    cfg = small_config(
+        tmp_path,
+        "lenet.yml",
+        "data.train_limit=2000",
+        "data.val_size=600",
+        "data.test_limit=100",
+        "train.epochs=1",
+    )
+    engine.train(cfg)
+    out = export(cfg.run_dir, out=tmp_path / "inference", data_root=str(DATA))
+    meta = json.loads((out / "metadata.json").read_text())
+    c = meta["calibration"]
+    assert c["split"] == "validation" and c["images"] == 600
+    assert c["nll_after"] <= c["nll_before"] and c["ece_after"] < c["ece_before"]
+    assert meta["temperature"] > 0 and meta["temperature"] != 1.0
+    # the threshold is the one sure_threshold picks on those very images, and holds its promise
+    data = load_data(cfg)
+    recognizer = Recognizer(out)
+    probs = recognizer.probabilities(data.eval.images)
+    correct = probs.argmax(axis=1) == data.eval.labels
+    assert meta["min_prob"] == pytest.approx(calibrate.sure_threshold(probs.max(axis=1), correct))
+    assert c["sure_error"] <= calibrate.MAX_SURE_ERROR and 0 < c["sure_share"] <= 1
+    assert (out / "reliability.png").read_bytes().startswith(b"\x89PNG")
 
 
 @pytest.mark.parametrize("batch", [1, 7, 64])
@@ -76,13 +110,3 @@ def test_failed_check_keeps_the_previous_export(exported, trained, monkeypatch):
         export(cfg.run_dir / "final", out=exported, data_root=str(DATA))
     assert {p.name: p.read_bytes() for p in exported.iterdir()} == before
     assert not list(exported.parent.glob(".*"))
-
-
-@pytest.mark.skipif(
-    not paddle.device.is_compiled_with_cuda(), reason="this Paddle build has no CUDA"
-)
-def test_gpu_predictor_matches_cpu(exported):
-    images = np.random.default_rng(0).standard_normal((8, 1, 28, 28)).astype(np.float32)
-    cpu = Recognizer(exported).logits(images)
-    gpu = Recognizer(exported, device="gpu").logits(images)
-    np.testing.assert_allclose(gpu, cpu, atol=1e-4, rtol=0)

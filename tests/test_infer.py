@@ -1,6 +1,7 @@
 """deploy/infer.py as a user runs it, on PNGs written from MNIST test images."""
 
 import json
+import re
 import shutil
 
 import cv2
@@ -189,6 +190,22 @@ def test_gpu_gives_the_cpu_answers(exported, digits):
     result = infer(exported, str(folder), "--json", "--device", "gpu")
     assert result.returncode == 0, result.stderr
     assert [json.loads(line)["digit"] for line in result.stdout.splitlines()] == preds
+
+
+def test_unsure_answers_say_so_and_name_the_runner_up(exported, digits):
+    folder, paths, _, preds = digits
+    unsure = infer(exported, str(paths[0]), "--min-prob", "1")  # nothing is sure at p >= 1
+    assert unsure.returncode == 0, unsure.stderr
+    name, p = re.escape(str(paths[0])), r"[01]\.\d\d"
+    line = unsure.stdout.strip()
+    assert re.fullmatch(rf"{name}: {preds[0]}\? \(unsure, p={p}; next \d, p={p}\)", line), line
+    sure = infer(exported, str(paths[0]), "--min-prob", "0")
+    assert re.fullmatch(rf"{name}: {preds[0]} \(p={p}\d\)", sure.stdout.strip())
+    rows = [json.loads(x) for x in infer(exported, str(folder), "--json").stdout.splitlines()]
+    min_prob = json.loads((exported / "metadata.json").read_text())["min_prob"]
+    assert all(r["sure"] == (r["prob"] >= min_prob) for r in rows)
+    bad = infer(exported, str(paths[0]), "--min-prob", "2")
+    assert bad.returncode == 2 and "--min-prob" in bad.stderr
 
 
 def test_sample_digits_shipped_with_the_project(exported):

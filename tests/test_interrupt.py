@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import paddle
 import pytest
-from conftest import DATA, ROOT, assert_one_line_error, run_tool, small_config
+from conftest import DATA, ROOT, TYPESET, assert_one_line_error, run_tool, small_config
 
 from mnist_paddle.errors import UserError
 from mnist_paddle.train import engine
@@ -26,6 +26,7 @@ RUN = (
     "train.epochs=3",
     "train.batch_size=16",
     "train.verbose=0",
+    f"data.typeset={TYPESET}",
 )
 
 

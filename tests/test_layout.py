@@ -18,7 +18,7 @@ MAY_IMPORT = {
     "serving": SHARED | {"mnist_paddle.serving", "mnist_paddle.serving."},
     "train": SHARED
     | {"mnist_paddle.models", "mnist_paddle.models.", "mnist_paddle.train", "mnist_paddle.train."}
-    | {"mnist_paddle.serving.inference", "mnist_paddle.serving.preprocess"},
+    | {"mnist_paddle.serving", "mnist_paddle.serving."},
     "bench": {"mnist_paddle", "mnist_paddle."},
 }
 

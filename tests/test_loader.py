@@ -56,6 +56,26 @@ def test_augmentation_moves_the_digit_and_keeps_the_background():
     np.testing.assert_array_equal(epoch(again, 0)[0], x)
 
 
+@pytest.mark.parametrize(
+    ("augment", "ink_low", "ink_high"),
+    [
+        (AugmentConfig(shear=0.5), 50, 80),  # slanted: about the same ink, other pixels
+        (AugmentConfig(elastic=2.0), 40, 90),  # bent
+        (AugmentConfig(stroke=1.0), 30, 110),  # bolder (8x8 -> up to 10x10) or lighter
+    ],
+)
+def test_shear_elastic_and_stroke_change_the_digit_not_the_background(augment, ink_low, ink_high):
+    images, labels = images_and_labels()
+    loader = TrainLoader(images, labels, 50, seed=0, augment=augment, background=BACKGROUND)
+    x, _ = epoch(loader, 0)
+    assert np.mean([not np.allclose(x[i], images[0], atol=1e-3) for i in range(len(x))]) > 0.9
+    assert np.allclose(x[:, :, :3, :3], BACKGROUND) and np.allclose(x[:, :, -3:, -3:], BACKGROUND)
+    ink = (x > 0).sum(axis=(1, 2, 3))
+    assert ink_low < ink.mean() < ink_high
+    if augment.stroke:  # both ways: some images bolder than the square, some lighter
+        assert (ink > 64).any() and (ink < 64).any()
+
+
 def test_data_parallel_processes_share_each_epoch(monkeypatch):
     images, labels = images_and_labels(101)
     shares = []

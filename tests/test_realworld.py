@@ -3,8 +3,9 @@ import hashlib
 
 from conftest import DATA, run_tool
 
-from mnist_paddle.bench.realworld import GROUPS, evaluate, fonts, make_realworld, naive_input
+from mnist_paddle.bench.realworld import GROUPS, evaluate, make_realworld, naive_input
 from mnist_paddle.serving.inference import Recognizer
+from mnist_paddle.train import synth
 from mnist_paddle.train.data import read_idx
 
 
@@ -13,8 +14,35 @@ def digest(folder):
     return {str(p.relative_to(folder)): hashlib.md5(p.read_bytes()).hexdigest() for p in files}
 
 
-def test_fonts_ship_with_matplotlib():
-    assert len(fonts()) >= 10
+def test_training_and_evaluation_fonts_are_apart_by_family():
+    assert len(synth.matplotlib_fonts()) >= 10
+    training = {p.name for p in synth.training_fonts()}
+    evaluation = {p.name for p in synth.debian_fonts(synth.EVAL_FONTS)}
+    assert len(evaluation) >= 20 and not training & evaluation
+    assert not set(synth.TRAIN_FONTS) & set(synth.EVAL_FONTS)
+    # no file of an evaluation family, in any weight, is among the training fonts
+    for family, patterns in synth.EVAL_FONTS.items():
+        stem = patterns[0].split("-")[0].rstrip("*")
+        assert not any(name.startswith(stem) for name in training), family
+    # the families kept for checks from outside the project are in neither
+    for outside in (
+        "Liberation",
+        "FreeSans",
+        "FreeSerif",
+        "NimbusSans",
+        "texgyre",
+        "Lato",
+        "Carlito",
+    ):
+        assert not any(outside.lower() in n.lower() for n in training | evaluation), outside
+
+
+def test_typeset_training_digits_look_like_mnist():
+    images, labels = synth.typeset_digits(40, seed=0)
+    assert images.shape == (40, 28, 28) and labels.tolist() == [i % 10 for i in range(40)]
+    assert images.max() == 255 and images[:, 0, :].max() == 0  # ink to full white, black border
+    again, _ = synth.typeset_digits(40, seed=0)
+    assert (images == again).all()
 
 
 def test_the_set_is_fixed_by_its_seed(tmp_path):
@@ -25,22 +53,30 @@ def test_the_set_is_fixed_by_its_seed(tmp_path):
     assert digest(tmp_path / "a") != digest(tmp_path / "c")
     with open(tmp_path / "a" / "labels.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [r["group"] for r in rows] == ["mnist_paper"] * 12 + ["printed"] * 12
+    assert [r["group"] for r in rows] == ["mnist_paper"] * 12 + ["printed"] * 12 + [
+        "printed_unseen"
+    ] * 12
     labels = read_idx(DATA / "t10k-labels-idx1-ubyte.gz")
     for r in rows:
         assert (tmp_path / "a" / r["path"]).is_file()
         if r["group"] == "mnist_paper":
             assert int(r["label"]) == labels[int(r["mnist_index"])]
-    assert [int(r["label"]) for r in rows[12:]] == [i % 10 for i in range(12)]
+    assert [int(r["label"]) for r in rows[12:24]] == [i % 10 for i in range(12)]
 
 
 def test_evaluation_beats_the_naive_way(tmp_path, exported):
     make_realworld(tmp_path, DATA, count=40, seed=0)
     results = evaluate(Recognizer(exported), tmp_path, DATA)
-    assert set(results) == set(GROUPS)
-    for r in results.values():
+    assert set(results) == {*GROUPS, "mnist_test"}
+    assert results["mnist_test"]["images"] == 10_000
+    for group in GROUPS:
+        r = results[group]
         assert r["images"] == 40
         assert r["accuracy"] >= 0.6 > 0.4 > r["naive_accuracy"]  # a model trained on 5,000 images
+    for r in results.values():
+        right = sum(r["correct"])
+        assert r["accuracy"] == right / r["images"]
+        assert 0 <= r["calibration_error"] <= 1 and 0 <= r["sure_share"] <= 1
     assert 0.8 <= results["mnist_paper"]["plain_accuracy"] <= 1
     assert naive_input(next(tmp_path.rglob("*.png")), 127.5, 127.5).shape == (1, 28, 28)
 
@@ -58,9 +94,16 @@ def test_tools_write_the_set_and_the_report(tmp_path, exported):
         str(tmp_path / "bench"),
     )
     assert report.returncode == 0, report.stderr
-    assert "| mnist_paper | 10 |" in report.stdout and "| printed | 10 |" in report.stdout
+    for group in GROUPS:
+        assert f"| {group} | 10 |" in report.stdout
+    assert "| mnist_test | 10,000 |" in report.stdout
     names = sorted(p.name for p in (tmp_path / "bench").iterdir())
-    assert names == ["realworld.json", "realworld.md", "realworld_examples.png"]
+    assert names == [
+        "realworld.json",
+        "realworld.md",
+        "realworld_examples.png",
+        "risk_coverage.png",
+    ]
     missing = run_tool(
         "tools/eval_realworld.py", "--data", str(tmp_path / "nope"), "--model-dir", str(exported)
     )

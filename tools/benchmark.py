@@ -25,6 +25,11 @@ def main() -> None:
     )
     p.add_argument("--data-root", default="data/mnist", help="MNIST files (default: data/mnist)")
     p.add_argument("--out", default="output/bench", help="where results go (default: output/bench)")
+    p.add_argument(
+        "--inference-only",
+        action="store_true",
+        help="skip the training cases (scripts/check_gpu.sh)",
+    )
     args = p.parse_args()
     quiet_paddle(args.verbose)
     with user_errors():
@@ -40,6 +45,7 @@ def main() -> None:
             Path(args.data_root),
             Path(args.config),
             args.epochs,
+            args.inference_only,
         )
         print(benchmark.to_markdown(results))
 

@@ -2,7 +2,7 @@
 
 With no arguments: the newest fine-tuned run's final checkpoint, else the newest trained one.
 
-    python tools/export.py [--checkpoint output/<run>/final] [--out output/inference]
+    python tools/export.py [--checkpoint output/<run>/final] [--out output/inference] [--onnx]
 """
 
 from mnist_paddle.cli import parser, quiet_paddle, user_errors
@@ -18,12 +18,15 @@ def main() -> None:
     p.add_argument(
         "--data-root", default="data/mnist", help="MNIST files for the check (default: data/mnist)"
     )
+    p.add_argument(
+        "--onnx", action="store_true", help="also write inference.onnx (paddle2onnx), checked"
+    )
     args = p.parse_args()
     quiet_paddle(args.verbose)
     with user_errors():
         from mnist_paddle.train.export import export  # imports Paddle, after quiet_paddle()
 
-        export(args.checkpoint, args.output_dir, args.out, args.data_root)
+        export(args.checkpoint, args.output_dir, args.out, args.data_root, onnx=args.onnx)
 
 
 if __name__ == "__main__":

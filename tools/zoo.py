@@ -1,7 +1,7 @@
 """Train every recipe in configs/ that has no finished run, then measure all of them into
 output/zoo/zoo.{json,md}: parameters, FLOPs, test accuracy, training time, inference images/s.
 
-    python tools/zoo.py [--retrain] [--jobs 2 | --nproc 2] [configs/lenet.yml ...]
+    python tools/zoo.py [--retrain] [--jobs 2 | --nproc 2] [--visualdl] [configs/lenet.yml ...]
 
 Each training runs as `tools/train.py -c <config>` (or `tools/finetune.py` for a fine-tuning
 config) in its own process, its log in output/<run>.log. One training process keeps about one
@@ -23,6 +23,9 @@ def main() -> None:
         "--nproc", type=int, default=1, help="processes per training, data-parallel (default: 1)"
     )
     p.add_argument("--output-dir", default="output", help="where runs go (default: output)")
+    p.add_argument(
+        "--visualdl", action="store_true", help="log every training for VisualDL (<run>/visualdl)"
+    )
     p.add_argument("--out", default="output/zoo", help="where the table goes (default: output/zoo)")
     args = p.parse_args()
     quiet_paddle(args.verbose)
@@ -31,7 +34,13 @@ def main() -> None:
 
         configs = [Path(c) for c in args.configs] or sorted(Path("configs").glob("*.yml"))
         zoo.zoo(
-            configs, args.output_dir, Path(args.out), args.retrain, max(args.jobs, 1), args.nproc
+            configs,
+            args.output_dir,
+            Path(args.out),
+            args.retrain,
+            max(args.jobs, 1),
+            args.nproc,
+            args.visualdl,
         )
 
 

@@ -93,7 +93,25 @@ def bench_inference(model_dir: Path, checkpoint: str | Path | None) -> dict:
             name = session.get_inputs()[0].name
             results["onnxruntime"] = _by_batch(lambda x: session.run(None, {name: x}))
     results["dygraph"] = _dygraph(checkpoint) if checkpoint else {"skipped": "no checkpoint given"}
+    if paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0:
+        results |= bench_gpu(model_dir)
     return results
+
+
+def bench_gpu(model_dir: Path) -> dict:
+    """Paddle Inference on the GPU, and through TensorRT in fp32 and fp16 (each skipped with
+    its reason when it cannot run)."""
+    rows = {}
+    for name, options in (
+        ("paddle_inference_gpu", {}),
+        ("tensorrt_fp32", {"tensorrt": True, "precision": "fp32"}),
+        ("tensorrt_fp16", {"tensorrt": True, "precision": "fp16"}),
+    ):
+        try:
+            rows[name] = _by_batch(Recognizer(model_dir, device="gpu", **options).logits)
+        except UserError as e:
+            rows[name] = {"skipped": str(e)}
+    return rows
 
 
 @contextmanager
@@ -180,11 +198,13 @@ def run(
     data_root: Path,
     config: Path,
     epochs: int,
+    inference_only: bool = False,
 ) -> dict:
-    """The whole benchmark: training cases of the recipe `config`, then inference of the export
-    in `model_dir` (and of `checkpoint`, its source, in dygraph); writes results.{json,md}."""
+    """The whole benchmark: training cases of the recipe `config` (unless `inference_only`),
+    then inference of the export in `model_dir` (and of `checkpoint`, its source, in dygraph);
+    writes results.{json,md}."""
     results = {"environment": environment(), "training": {}, "inference": {}}
-    for case in training.CASES:
+    for case in () if inference_only else training.CASES:
         print(f"training: {case} ({epochs} epochs) ...", flush=True)
         results["training"][case] = training.run_case(case, epochs, str(data_root), str(config))
     print("inference: predictor, ONNX Runtime, dygraph ...", flush=True)
@@ -201,7 +221,7 @@ def run(
 def _ratios(r: dict) -> dict:
     train, inf = r["training"], r["inference"]
     ratios = {}
-    if "seconds_per_epoch" in train["project"]:
+    if "seconds_per_epoch" in train.get("project", {}):
         for other in ("tutorial", "pytorch"):
             if "seconds_per_epoch" in train[other]:
                 ratios[f"train_project_over_{other}"] = (
@@ -226,7 +246,7 @@ def to_markdown(r: dict) -> str:
         "| training path | s / epoch (median) | images/s | test accuracy | project time / this |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
-    project = r["training"]["project"].get("seconds_per_epoch")
+    project = r["training"].get("project", {}).get("seconds_per_epoch")
     for case, t in r["training"].items():
         if "error" in t:
             lines.append(f"| {case} | skipped: {t['error']} | | | |")

@@ -1,13 +1,16 @@
 """A fixed-seed evaluation set that looks like what people feed a digit recognizer.
 
-Two groups, each image named `<group>/<index>_label<digit>.<ext>` and listed in `labels.csv`:
+Three groups, each image named `<group>/<index>_label<digit>.<ext>` and listed in `labels.csv`:
 
 - mnist_paper: MNIST test digits re-rendered as pen on paper: a page of random size and tint,
   the digit at a random size and place, a random pen colour, texture, noise, blur, contrast,
   and some saved as JPEG;
 - printed: the digits 0-9 typeset with the fonts matplotlib ships (so every machine has the
   same ones) at random sizes, positions, slants and colours; some as transparent PNGs (like a
-  drawing canvas exports), some light on dark (like chalk on a board).
+  drawing canvas exports), some light on dark (like chalk on a board); training may see these
+  fonts (configs/lenet.yml trains on them, train/synth.py);
+- printed_unseen: the same, in font families training never sees (`synth.EVAL_FONTS`: Gentium,
+  Inter, Hack, JetBrains Mono, Comic Neue).
 """
 
 from __future__ import annotations
@@ -16,34 +19,29 @@ import csv
 from pathlib import Path
 
 import cv2
-import matplotlib
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
+from mnist_paddle.bench.numbers import evaluate as number_scores
+from mnist_paddle.bench.numbers import number_length, random_number
+from mnist_paddle.bench.numbers import number_on_paper as number_paper
+from mnist_paddle.bench.numbers import to_markdown as numbers_table
 from mnist_paddle.digits import normalize
 from mnist_paddle.errors import UserError
 from mnist_paddle.fileio import atomic_path, write_json, write_text
 from mnist_paddle.serving.inference import Recognizer
 from mnist_paddle.serving.preprocess import load_digit
+from mnist_paddle.train import calibrate, synth
 from mnist_paddle.train.data import mnist_files, read_idx
 
-GROUPS = ("mnist_paper", "printed")
-# The fonts in matplotlib's own folder that have ordinary digits (the STIX size variants and
-# the TeX symbol fonts do not).
-FONT_PREFIXES = ("DejaVuSans", "DejaVuSerif", "STIXGeneral", "cmr10", "cmss10", "cmtt10")
+GROUPS = ("mnist_paper", "printed", "printed_unseen")
 
 
-def fonts() -> list[Path]:
-    folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-    return sorted(
-        p
-        for p in folder.glob("*.ttf")
-        if p.stem.startswith(FONT_PREFIXES) and "Display" not in p.stem
-    )
-
-
-def make_realworld(out: Path, data_root: Path, count: int = 1000, seed: int = 0) -> Path:
-    """Write `count` images per group under `out` and `out/labels.csv`; returns the CSV path."""
+def make_realworld(
+    out: Path, data_root: Path, count: int = 1000, seed: int = 0, numbers: int = 1000
+) -> Path:
+    """Write `count` images per digit group and `numbers` per number group (bench/numbers.py)
+    under `out`, and `out/labels.csv`; returns the CSV path."""
     rng = np.random.default_rng(seed)
     images, labels = (read_idx(path) for path in mnist_files(data_root, "test"))
     rows = []
@@ -51,11 +49,26 @@ def make_realworld(out: Path, data_root: Path, count: int = 1000, seed: int = 0)
     for i, index in enumerate(picks):
         page, ext = _pen_on_paper(images[index], rng)
         rows.append(_save(out, "mnist_paper", i, int(labels[index]), page, ext, rng) + [index])
-    font_files = fonts()
-    for i in range(count):
-        digit = i % 10
-        page, ext = _printed(str(digit), font_files[rng.integers(len(font_files))], rng)
-        rows.append(_save(out, "printed", i, digit, page, ext, rng) + [""])
+    # matplotlib's fonts (training may see them), then fonts training never sees
+    for group, font_files in (
+        ("printed", synth.matplotlib_fonts()),
+        ("printed_unseen", synth.debian_fonts(synth.EVAL_FONTS)),
+    ):
+        for i in range(count):
+            digit = i % 10
+            page, ext = _printed(str(digit), font_files[rng.integers(len(font_files))], rng)
+            rows.append(_save(out, group, i, digit, page, ext, rng) + [""])
+    unseen = synth.debian_fonts(synth.EVAL_FONTS)
+    for i in range(numbers):  # handwritten: MNIST test digits; printed: evaluation fonts
+        picks = rng.choice(len(images), size=number_length(rng))
+        text = "".join(str(labels[k]) for k in picks)
+        page = number_paper(list(images[picks]), rng)
+        ext = ".jpg" if rng.random() < 0.4 else ".png"
+        rows.append(_save(out, "numbers_paper", i, text, page, ext, rng) + [""])
+    for i in range(numbers):
+        text = random_number(rng)
+        page, ext = _printed(text, unseen[rng.integers(len(unseen))], rng)
+        rows.append(_save(out, "numbers_printed", i, text, page, ext, rng) + [""])
     with atomic_path(out / "labels.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["path", "group", "label", "mnist_index"])  # index: in the test set
@@ -63,7 +76,7 @@ def make_realworld(out: Path, data_root: Path, count: int = 1000, seed: int = 0)
     return out / "labels.csv"
 
 
-def _save(out: Path, group: str, i: int, label: int, page: np.ndarray, ext: str, rng) -> list:
+def _save(out: Path, group: str, i: int, label, page: np.ndarray, ext: str, rng) -> list:
     name = f"{group}/{i:04d}_label{label}{ext}"
     path = out / name
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,29 +89,14 @@ def _save(out: Path, group: str, i: int, label: int, page: np.ndarray, ext: str,
 
 def _pen_on_paper(digit: np.ndarray, rng) -> tuple[np.ndarray, str]:
     """One 28x28 MNIST digit as a BGR photo of pen on paper."""
-    height, width = rng.integers(60, 400, size=2)
-    size = int(rng.uniform(0.3, 0.9) * min(height, width))  # the 28x28 frame's side on the page
-    ink = cv2.resize(digit.astype(np.float32) / 255.0, (size, size), interpolation=cv2.INTER_CUBIC)
-    alpha = np.zeros((height, width), np.float32)
-    top, left = rng.integers(0, height - size + 1), rng.integers(0, width - size + 1)
-    alpha[top : top + size, left : left + size] = np.clip(ink, 0, 1)
-    paper = rng.uniform(170, 255, size=3)  # white to yellowish or grey paper
-    pen = rng.uniform(0, 90, size=3)  # black, blue, dark grey ...
-    page = _compose(alpha, paper, pen, rng)
+    page = synth.pen_on_paper(digit, rng)
     return page, (".jpg" if rng.random() < 0.4 else ".png")
 
 
 def _printed(text: str, font_file: Path, rng) -> tuple[np.ndarray, str]:
     """A typeset digit: BGR on a coloured page, or BGRA with a transparent background."""
-    font = ImageFont.truetype(str(font_file), int(rng.integers(18, 160)))
-    left, top, right, bottom = font.getbbox(text)
-    glyph = Image.new("L", (right - left + 8, bottom - top + 8), 0)
-    ImageDraw.Draw(glyph).text((4 - left, 4 - top), text, fill=255, font=font)
-    coverage = np.asarray(glyph, np.float32) / 255.0
-    shear = rng.uniform(-0.3, 0.3)  # slant, like italics either way
-    h, w = coverage.shape
-    matrix = np.float32([[1, shear, max(0.0, -shear * h)], [0, 1, 0]])
-    coverage = cv2.warpAffine(coverage, matrix, (w + int(abs(shear) * h) + 1, h))
+    size = int(rng.integers(18, 160))
+    coverage = synth.glyph(text, font_file, size, shear=rng.uniform(-0.3, 0.3))  # either way
     height = int(coverage.shape[0] * rng.uniform(1.3, 3.0))
     width = int(max(coverage.shape[1], coverage.shape[0]) * rng.uniform(1.3, 3.0))
     alpha = np.zeros((height, width), np.float32)
@@ -114,24 +112,7 @@ def _printed(text: str, font_file: Path, rng) -> tuple[np.ndarray, str]:
         background, color = rng.uniform(0, 90, size=3), rng.uniform(170, 255, size=3)
     else:  # dark on light
         background, color = rng.uniform(160, 255, size=3), rng.uniform(0, 100, size=3)
-    return _compose(alpha, background, color, rng), (".jpg" if rng.random() < 0.3 else ".png")
-
-
-def _compose(alpha: np.ndarray, background, color, rng) -> np.ndarray:
-    """Ink `alpha` in `color` over `background`, with texture, blur, contrast and noise (BGR)."""
-    height, width = alpha.shape
-    page = (
-        background[None, None, :] * (1 - alpha[..., None]) + color[None, None, :] * alpha[..., None]
-    )
-    texture = cv2.GaussianBlur(rng.normal(0, 1, (height, width)).astype(np.float32), (0, 0), 3)
-    page += texture[..., None] * rng.uniform(0, 40)  # uneven paper
-    blur = rng.uniform(0, 1.5)
-    if blur > 0.3:
-        page = cv2.GaussianBlur(page, (0, 0), blur)
-    contrast = rng.uniform(0.6, 1.0)
-    page = (page - page.mean()) * contrast + page.mean()
-    page += rng.normal(0, rng.uniform(0, 10), page.shape)  # sensor noise
-    return np.clip(page, 0, 255).astype(np.uint8)
+    return synth.compose(alpha, background, color, rng), (".jpg" if rng.random() < 0.3 else ".png")
 
 
 def _rows(set_dir: Path) -> list[dict]:
@@ -147,23 +128,28 @@ def naive_input(path: Path, mean: float, std: float) -> np.ndarray:
     return normalize(cv2.resize(gray, (28, 28), interpolation=cv2.INTER_AREA), mean, std)[None]
 
 
-def evaluate(recognizer, set_dir: Path, data_root: Path) -> dict:
-    """Accuracy per group of `recognizer` on the set in `set_dir`, with this project's
-    preprocessing and the naive one, per digit too; for mnist_paper also the model's accuracy on
-    the same digits as MNIST stores them ("plain_accuracy")."""
+def evaluate(recognizer: Recognizer, set_dir: Path, data_root: Path) -> dict:
+    """Per group of the set in `set_dir`: accuracy with this project's preprocessing and with the
+    naive one, per digit too, the calibration error of the reported probabilities, and the share
+    of sure answers with the error rate among them; for mnist_paper also the model's accuracy on
+    the same digits as MNIST stores them ("plain_accuracy"). Plus "mnist_test": the whole MNIST
+    test set as stored."""
     rows = _rows(set_dir)
     norm = recognizer.normalize
     results = {}
     for group in GROUPS:
         members = [r for r in rows if r["group"] == group]
+        if not members:
+            continue
         paths = [set_dir / r["path"] for r in members]
         labels = np.array([int(r["label"]) for r in members])
-        got = np.array([r.get("digit", -1) for r in recognizer.recognize(paths)])  # -1: none found
+        answers = recognizer.recognize(paths)
+        got = np.array([a.get("digit", -1) for a in answers])  # -1: no digit found
+        prob = np.array([a.get("prob", 0.0) for a in answers])
         naive = np.stack([naive_input(p, norm["mean"], norm["std"]) for p in paths])
         naive_got = recognizer.logits(naive).argmax(axis=1)
         results[group] = {
-            "images": len(members),
-            "accuracy": float((got == labels).mean()),
+            **_scores(prob, got == labels, recognizer.min_prob),
             "naive_accuracy": float((naive_got == labels).mean()),
             "no_digit": int((got == -1).sum()),
             "per_digit": {d: float((got == labels)[labels == d].mean()) for d in range(10)},
@@ -175,38 +161,83 @@ def evaluate(recognizer, set_dir: Path, data_root: Path) -> dict:
             results[group]["plain_accuracy"] = float(
                 (recognizer.logits(plain).argmax(1) == labels).mean()
             )
+    images, labels = (read_idx(path) for path in mnist_files(data_root, "test"))
+    probs = recognizer.probabilities(normalize(images, norm["mean"], norm["std"])[:, None])
+    results["mnist_test"] = _scores(
+        probs.max(axis=1), probs.argmax(axis=1) == labels, recognizer.min_prob
+    )
     return results
 
 
-def report(set_dir: Path, model_dir: Path, out: Path, data_root: Path, examples: int = 6) -> str:
-    """Evaluate, write `out/realworld.json`, `.md` and an examples figure; return the Markdown."""
+def _scores(prob: np.ndarray, correct: np.ndarray, min_prob: float) -> dict:
+    return {
+        "images": len(prob),
+        "accuracy": float(correct.mean()),
+        "calibration_error": calibrate.calibration_error(prob, correct),
+        **calibrate.risk_coverage(prob, correct, min_prob),
+        "prob": prob.tolist(),  # for the risk-coverage plot; dropped from the JSON
+        "correct": correct.tolist(),
+    }
 
+
+def report(set_dir: Path, model_dir: Path, out: Path, data_root: Path, examples: int = 6) -> str:
+    """Evaluate, write `out/realworld.json`, `.md`, an examples figure and a risk-coverage plot;
+    return the Markdown."""
     if not (set_dir / "labels.csv").is_file():
         raise UserError(f"no evaluation set in {set_dir} (write one with tools/make_realworld.py)")
     recognizer = Recognizer(model_dir)
     results = evaluate(recognizer, set_dir, data_root)
+    numbers = number_scores(recognizer, set_dir, _rows(set_dir))
+    plot_risk_coverage(results, recognizer.min_prob, out / "risk_coverage.png")
+    for r in results.values():
+        del r["prob"], r["correct"]
     meta = recognizer.meta
-    paper = results["mnist_paper"]
     lines = [
-        f"Model: {meta['model']['name']} from {meta['checkpoint']}: {meta['test_acc']:.2%} on "
-        f"the MNIST test set, {paper['plain_accuracy']:.2%} on the {paper['images']} test digits "
-        "of mnist_paper as MNIST stores them.",
+        f"Model: {meta['model']['name']} from {meta['checkpoint']}; temperature "
+        f"{recognizer.temperature:.2f}, sure at p >= {recognizer.min_prob:.3f} (both chosen at "
+        "export on held-out training images).",
         "",
-        "| group | images | our preprocessing | naive (gray + resize) | no digit found "
-        "| worst digits |",
-        "| --- | ---: | ---: | ---: | ---: | --- |",
+        "| group | images | accuracy | MNIST as stored | naive (gray + resize) | calibration error "
+        "| sure | wrong among sure | worst digits |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for group, r in results.items():
-        worst = sorted(r["per_digit"].items(), key=lambda item: item[1])[:3]
+        worst = sorted(r.get("per_digit", {}).items(), key=lambda item: item[1])[:3]
+        plain = f"{r['plain_accuracy']:.2%}" if "plain_accuracy" in r else ""
+        naive = f"{r['naive_accuracy']:.2%}" if "naive_accuracy" in r else ""
         lines.append(
-            f"| {group} | {r['images']} | {r['accuracy']:.2%} | {r['naive_accuracy']:.2%} "
-            f"| {r['no_digit']} | {', '.join(f'{d}: {a:.0%}' for d, a in worst)} |"
+            f"| {group} | {r['images']:,} | {r['accuracy']:.2%} | {plain} | {naive} "
+            f"| {r['calibration_error']:.2%} | {r['sure_share']:.1%} | {r['sure_error']:.2%} "
+            f"| {', '.join(f'{d}: {a:.0%}' for d, a in worst)} |"
         )
     markdown = "\n".join(lines) + "\n"
-    write_json(out / "realworld.json", {"model": meta, "set": str(set_dir), "groups": results})
+    if numbers:
+        markdown += "\nWhole numbers (`deploy/infer.py --number`):\n\n" + numbers_table(numbers)
+    summary = {"model": meta, "set": str(set_dir), "groups": results, "numbers": numbers}
+    write_json(out / "realworld.json", summary)
     write_text(out / "realworld.md", markdown)
     plot_examples(set_dir, recognizer, out / "realworld_examples.png", examples)
     return markdown
+
+
+def plot_risk_coverage(results: dict, min_prob: float, path: Path) -> None:
+    """Error rate among the answers kept against the share kept, per group, as the threshold
+    goes down; a dot where the export's threshold is."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for group, r in results.items():
+        prob, correct = np.array(r["prob"]), np.array(r["correct"], bool)
+        coverage, error = calibrate.risk_coverage_curve(prob, correct)
+        (line,) = ax.plot(coverage, 100 * error, label=group)
+        ax.plot(r["sure_share"], 100 * r["sure_error"], "o", color=line.get_color())
+    ax.set_xlabel("share of answers kept (sure)")
+    ax.set_ylabel("wrong among those kept (%)")
+    ax.set_title(f"risk-coverage; dots: the export's threshold p >= {min_prob:.3f}", fontsize=9)
+    ax.legend(fontsize=8)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    plt.close(fig)
 
 
 def plot_examples(set_dir: Path, recognizer, path: Path, per_group: int) -> None:

@@ -50,8 +50,10 @@ def zoo(
     retrain: bool = False,
     jobs: int = 1,
     nproc: int = 1,
+    visualdl: bool = False,
 ) -> list[dict]:
-    """Train what has no finished run (every config with `retrain`), then measure every run."""
+    """Train what has no finished run (every config with `retrain`), then measure every run;
+    with `visualdl`, every training also logs for VisualDL."""
     cfgs = [load_config(path, [f"output_dir={output_dir}"]) for path in configs]
     pairs = list(zip(configs, cfgs))
     plain = [(p, c) for p, c in pairs if not c.train.init_from and (retrain or not _finished(c))]
@@ -64,7 +66,7 @@ def zoo(
     ]
     for group in (plain, tuned):
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            list(pool.map(lambda job: _train(*job, output_dir, nproc), group))
+            list(pool.map(lambda job: _train(*job, output_dir, nproc, visualdl), group))
 
     rows = []
     for cfg in cfgs:
@@ -88,7 +90,7 @@ def _starts_from(cfg: Config, run_dirs: set[Path]) -> bool:
     return any(start == d or d in start.parents for d in run_dirs)
 
 
-def _train(path: Path, cfg: Config, output_dir: str, nproc: int) -> None:
+def _train(path: Path, cfg: Config, output_dir: str, nproc: int, visualdl: bool) -> None:
     command_name = "finetune" if cfg.train.init_from else "train"
     log = Path(output_dir) / f"{cfg.run_name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -101,6 +103,7 @@ def _train(path: Path, cfg: Config, output_dir: str, nproc: int) -> None:
         command += [sys.executable]  # launch runs a command that is not a .py file as it is
     command += ["-m", "mnist_paddle.train.commands", command_name, "-c", str(path), "--overwrite"]
     command += ["-o", f"output_dir={output_dir}", "-o", "train.verbose=2"]
+    command += ["-o", "train.visualdl=true"] if visualdl else []
     with open(log, "w") as f:
         done = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT)
     if done.returncode != 0:

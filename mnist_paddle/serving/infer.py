@@ -15,7 +15,10 @@ HELP = """Recognize handwritten digits in image files with the exported model (P
 
     python deploy/infer.py digit.png [more.png | a_folder ...] [--json] [--device cpu|gpu]
 
-Prints `digit.png: 7 (p=0.998)` per image, or with --json one JSON object per line. A bad file
+With --number each image is read as a whole number: `photo.jpg: 2026 (p=0.97)`.
+Prints `digit.png: 7 (p=0.998)` per image, or `digit.png: 7? (unsure, p=0.41; next 1, p=0.38)`
+when the answer's probability is below the export's threshold for a sure answer (--min-prob sets
+another), or with --json one JSON object per line. A bad file
 gets its own one-line error, the others still run, and the exit code is then 1.
 Uses only the export folder (python tools/export.py), never the training code.
 """
@@ -30,25 +33,84 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="one JSON object per image, with the top 3")
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     p.add_argument(
+        "--runtime",
+        choices=("paddle", "onnxruntime"),
+        default="paddle",
+        help="Paddle Inference (default), or ONNX Runtime on the export's inference.onnx",
+    )
+    p.add_argument(
         "--tensorrt", action="store_true", help="run through TensorRT (with --device gpu)"
+    )
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "fp16"),
+        default="fp32",
+        help="TensorRT's precision (with --tensorrt; default fp32)",
     )
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     p.add_argument("--debug-dir", help="write the 28x28 image the model saw for each input here")
+    p.add_argument(
+        "--number",
+        action="store_true",
+        help="read each image as a whole number, its digits left to right",
+    )
+    p.add_argument(
+        "--min-prob",
+        type=probability,
+        help="answers below this probability are unsure (default: the export's threshold)",
+    )
     args = p.parse_args(argv)
     quiet_paddle(args.verbose)
     with user_errors():
         from mnist_paddle.serving.inference import Recognizer  # imports Paddle
 
-        recognizer = Recognizer(args.model_dir, args.device, args.threads, args.tensorrt)
-        results = recognizer.recognize_args(args.images, debug_dir=args.debug_dir)
+        recognizer = Recognizer(
+            args.model_dir,
+            args.device,
+            args.threads,
+            args.tensorrt,
+            min_prob=args.min_prob,
+            precision=args.precision,
+            runtime=args.runtime,
+        )
+        if args.number:
+            from mnist_paddle.serving.numbers import read_numbers
+
+            results = read_numbers(recognizer, args.images, args.debug_dir)
+        else:
+            results = recognizer.recognize_args(args.images, debug_dir=args.debug_dir)
     for r in results:
         if args.json:
             print(json.dumps(r))
         elif "error" in r:
             print(f"error: {r['error']}", file=sys.stderr)
         else:
-            print(f"{r['path']}: {r['digit']} (p={r['prob']:.3f})")
+            print(f"{r['path']}: {describe(r)}")
     return 1 if any("error" in r for r in results) else 0
+
+
+def describe(answer: dict) -> str:
+    """`7 (p=0.998)`, or `7? (unsure, p=0.41; next 1, p=0.38)` for an answer that is not sure;
+    `2026 (p=0.970)` or `2026? (unsure, p=0.41)` for a number."""
+    if "number" in answer:
+        if answer["sure"]:
+            return f"{answer['number']} (p={answer['prob']:.3f})"
+        return f"{answer['number']}? (unsure, p={answer['prob']:.2f})"
+    if answer["sure"]:
+        return f"{answer['digit']} (p={answer['prob']:.3f})"
+    runner_up = answer["top"][1]
+    return (
+        f"{answer['digit']}? (unsure, p={answer['prob']:.2f}; "
+        f"next {runner_up['digit']}, p={runner_up['prob']:.2f})"
+    )
+
+
+def probability(text: str) -> float:
+    """An argparse type: a number in 0..1."""
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise ValueError(text)
+    return value
 
 
 if __name__ == "__main__":

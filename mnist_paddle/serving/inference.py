@@ -21,13 +21,16 @@ import paddle.inference as paddle_infer
 from mnist_paddle.digits import normalize
 from mnist_paddle.errors import UserError, first_line
 from mnist_paddle.fileio import atomic_path
+from mnist_paddle.serving import gpu
+from mnist_paddle.serving.onnx import OnnxPredictor
 from mnist_paddle.serving.preprocess import IMAGE_EXTENSIONS, load_digit
 
 METADATA = "metadata.json"
-FORMAT = "mnist-paddle-inference/2"  # 2: with the SHA-256 of each file
-GPU_MEMORY_MB = 256  # initial GPU memory pool; Paddle grows it when needed
+FORMAT = "mnist-paddle-inference/3"  # 2: the SHA-256 of each file; 3: temperature, min_prob
 TOP_K = 3
-REQUIRED = ("files", "sha256", "input_shape", "normalize", "class_names")  # keys of metadata.json
+RUNTIMES = ("paddle", "onnxruntime")
+# keys of metadata.json
+REQUIRED = ("files", "sha256", "input_shape", "normalize", "class_names", "temperature", "min_prob")
 
 
 def file_digest(path: Path) -> str:
@@ -61,7 +64,8 @@ class Recognizer:
 
     On CPU there are two: oneDNN kernels on all cores for batches, and Paddle's plain kernels
     on one core for single images, which they run about twice as fast (0.1 against 0.2 ms here;
-    tools/benchmark.py). Both give the same logits within 1e-5.
+    tools/benchmark.py). Both give the same logits within 1e-5. `runtime="onnxruntime"` runs the
+    export's `inference.onnx` (tools/export.py --onnx) through ONNX Runtime instead.
     """
 
     def __init__(
@@ -70,20 +74,50 @@ class Recognizer:
         device: str = "cpu",
         threads: int | None = None,
         tensorrt: bool = False,
+        min_prob: float | None = None,
+        precision: str = "fp32",
+        runtime: str = "paddle",
     ):
         self.model_dir = Path(model_dir)
         self.meta = read_metadata(self.model_dir)
-        files = tuple(self.model_dir / self.meta["files"][k] for k in ("model", "params"))
-        for path in files:
-            if not path.is_file():
-                raise UserError(f"{self.model_dir}: {path.name} is missing; export the model again")
-            if file_digest(path) != self.meta["sha256"][path.name]:
+        if runtime not in RUNTIMES:
+            raise UserError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+        if runtime == "onnxruntime":
+            if device != "cpu" or tensorrt:
+                raise UserError("--runtime onnxruntime runs on the CPU (no --device gpu)")
+            if "onnx" not in self.meta["files"]:
                 raise UserError(
-                    f"{path}: damaged or truncated (its SHA-256 is not the one {METADATA} "
-                    "recorded at export); export the model again"
+                    f"{self.model_dir}: no ONNX model in this export; export with "
+                    "`python tools/export.py --onnx`"
                 )
+            self._batch = self._single = OnnxPredictor(self._checked("onnx"), threads)
+        else:
+            self._create_paddle(device, threads, tensorrt, precision)
+        self.normalize = self.meta["normalize"]
+        self.class_names = self.meta["class_names"]
+        # softmax(logits / temperature): probabilities fitted to held-out images at export
+        self.temperature = float(self.meta["temperature"])
+        # an answer is "sure" at this top probability or above (export's choice, or the caller's)
+        self.min_prob = float(self.meta["min_prob"] if min_prob is None else min_prob)
+
+    def _checked(self, kind: str) -> Path:
+        """The export's `kind` file, checked against the SHA-256 recorded at export."""
+        path = self.model_dir / self.meta["files"][kind]
+        if not path.is_file():
+            raise UserError(f"{self.model_dir}: {path.name} is missing; export the model again")
+        if file_digest(path) != self.meta["sha256"][path.name]:
+            raise UserError(
+                f"{path}: damaged or truncated (its SHA-256 is not the one {METADATA} "
+                "recorded at export); export the model again"
+            )
+        return path
+
+    def _create_paddle(self, device: str, threads: int | None, tensorrt: bool, precision: str):
+        files = (self._checked("model"), self._checked("params"))
         if device == "gpu":
-            self._batch = self._create(_gpu_config(*files, self.meta, tensorrt))
+            if tensorrt:  # the TensorRT program and its parameters, converted once and cached
+                files = gpu.tensorrt_model(files[0], self.meta, precision)
+            self._batch = self._create(gpu.gpu_config(*files))
             self._single = self._batch
         elif tensorrt:
             raise UserError("--tensorrt needs --device gpu")
@@ -92,8 +126,6 @@ class Recognizer:
                 _cpu_config(*files, onednn=True, threads=threads or os.cpu_count() or 1)
             )
             self._single = self._create(_cpu_config(*files, onednn=False, threads=1))
-        self.normalize = self.meta["normalize"]
-        self.class_names = self.meta["class_names"]
 
     def _create(self, config: paddle_infer.Config) -> _Predictor:
         config.disable_glog_info()
@@ -108,7 +140,8 @@ class Recognizer:
         return (self._single if len(batch) == 1 else self._batch).run(batch)
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        return softmax(self.logits(batch))
+        """Calibrated class probabilities: softmax of the logits over the export's temperature."""
+        return softmax(self.logits(batch), self.temperature)
 
     def recognize(
         self, paths: list[Path], batch_size: int = 256, debug_dir: Path | None = None
@@ -147,11 +180,12 @@ class Recognizer:
         return np.concatenate(probs)
 
     def answer(self, probs: np.ndarray) -> dict:
-        """{"digit", "prob", "top"} for one image's class probabilities."""
+        """{"digit", "prob", "sure", "top"} for one image's class probabilities."""
         top = np.argsort(-probs)[:TOP_K]
         return {
             "digit": int(self.class_names[top[0]]),
             "prob": round(float(probs[top[0]]), 4),
+            "sure": bool(probs[top[0]] >= self.min_prob),
             "top": [
                 {"digit": int(self.class_names[k]), "prob": round(float(probs[k]), 4)} for k in top
             ],
@@ -192,8 +226,10 @@ def _cpu_config(
     return config
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """(N, classes) logits -> probabilities of softmax(logits / temperature)."""
+    z = logits / temperature
+    shifted = np.exp(z - z.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
@@ -214,47 +250,3 @@ def collect_images(args: list[str]) -> list[Path | dict]:
         else:
             items.append({"path": arg, "error": f"{arg}: no such file or folder"})
     return items
-
-
-def _gpu_config(
-    model_file: Path, params_file: Path, meta: dict, tensorrt: bool
-) -> paddle_infer.Config:
-    import paddle  # the full framework only for the GPU checks and the TensorRT conversion
-
-    if not paddle.device.is_compiled_with_cuda():
-        raise UserError("--device gpu: this Paddle build has no CUDA (install Paddle's GPU wheel)")
-    if tensorrt:
-        model_file, params_file = _tensorrt_model(model_file, meta)
-    config = paddle_infer.Config(str(model_file), str(params_file))
-    config.enable_use_gpu(GPU_MEMORY_MB, 0)
-    return config
-
-
-def _tensorrt_model(model_file: Path, meta: dict) -> tuple[Path, Path]:
-    """Convert the PIR model for TensorRT once (Paddle 3's PIR-TRT) and cache it beside it.
-
-    Paddle 3 runs TensorRT on PIR models through `paddle.tensorrt.convert`, which writes a program
-    whose TensorRT subgraphs Paddle Inference then runs on the GPU.
-    """
-    cache = model_file.parent / "tensorrt" / model_file.stem
-    json_file, params_file = cache.with_suffix(".json"), cache.with_suffix(".pdiparams")
-    if not json_file.is_file():
-        try:
-            import paddle.tensorrt
-            from paddle.tensorrt.export import Input, TensorRTConfig
-        except ImportError as e:
-            raise UserError(
-                f"--tensorrt: this Paddle build has no TensorRT support ({e})"
-            ) from None
-        shape = meta["input_shape"]
-        image = Input(
-            min_input_shape=(1, *shape),
-            optim_input_shape=(64, *shape),
-            max_input_shape=(1024, *shape),
-            name=meta["input_name"],
-        )
-        cache.parent.mkdir(exist_ok=True)
-        paddle.tensorrt.convert(
-            str(model_file), TensorRTConfig(inputs=[image], save_model_dir=str(cache))
-        )
-    return json_file, params_file

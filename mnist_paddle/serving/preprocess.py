@@ -110,12 +110,18 @@ def _to_gray(image: Image.Image) -> np.ndarray:
 
 def to_mnist(gray: np.ndarray) -> np.ndarray | None:
     """(H, W) gray levels -> (28, 28) float32 0..255 like an MNIST digit, or None if no ink."""
-    ink = _ink(gray)
+    ink = ink_strength(gray)
     if ink is None:
         return None
-    mask = _digit_mask(ink)
+    mask = digit_mask(ink)
     if mask is None:
         return None
+    return ink_to_mnist(ink, mask)
+
+
+def ink_to_mnist(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Ink strength (H, W) 0..1 and the uint8 mask of one digit's pixels -> (28, 28) 0..255:
+    MNIST's construction (crop, longer side to 20 px, center of mass in the middle)."""
     ink = np.where(cv2.dilate(mask, np.ones((3, 3), np.uint8)) > 0, ink, 0.0)
     # MNIST's strokes are saturated: scale so the strongest part of the ink is full white.
     ink = np.clip(ink / np.percentile(ink[mask > 0], 100 * (1 - SATURATED)), 0.0, 1.0)
@@ -124,7 +130,7 @@ def to_mnist(gray: np.ndarray) -> np.ndarray | None:
     return _center(_fit_box(_thicken(digit)))
 
 
-def _ink(gray: np.ndarray) -> np.ndarray | None:
+def ink_strength(gray: np.ndarray) -> np.ndarray | None:
     """Ink strength 0..1 per pixel (1: as strong as the digit's strokes), or None if flat."""
     height, width = gray.shape
     # Smooth paper texture and sensor noise at a scale well below a stroke's width.
@@ -151,7 +157,7 @@ def _ink(gray: np.ndarray) -> np.ndarray | None:
     return np.clip(ink / contrast, 0.0, 1.0).astype(np.float32)
 
 
-def _digit_mask(ink: np.ndarray) -> np.ndarray | None:
+def digit_mask(ink: np.ndarray) -> np.ndarray | None:
     """uint8 mask of the digit's pixels: strong ink, without specks far smaller than the digit."""
     level, _ = cv2.threshold(
         (ink * 255).astype(np.uint8), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU

@@ -5,7 +5,9 @@
     GET  /health   {"status": "ok", "model": ..., "test_acc": ...}
     POST /predict  images as multipart uploads (field `image`, repeatable) or as JSON
                    {"image": "<base64>"} / {"images": [...]} (data URLs too); answers
-                   {"results": [{"digit", "prob", "top", "probs", "seen"}]}, in order
+                   {"results": [{"digit", "prob", "sure", "top", "probs", "seen"}]}, in order;
+                   with "number": true (form: number=1) each image is a whole number:
+                   {"results": [{"number", "prob", "sure", "digits": [...]}]}
 
 Each worker process creates one `Recognizer` (its Paddle Inference predictors) at start-up and
 runs every request through it, one at a time. A request that runs past its time limit gets a 503,
@@ -34,7 +36,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from mnist_paddle.serving.inference import Recognizer
-from mnist_paddle.serving.preprocess import NoDigit, NotAnImage, decode_digit
+from mnist_paddle.serving.numbers import read_number
+from mnist_paddle.serving.preprocess import NoDigit, NotAnImage, decode_digit, decode_gray
 
 PAGE = Path(__file__).with_name("page.html")
 SETTINGS = "MNIST_PADDLE_SERVE"  # environment variable: the settings of worker processes (JSON)
@@ -54,14 +57,20 @@ class BadRequest(Exception):
         self.status = status
 
 
-def create_app(model_dir: str | Path = "output/inference", limits: Limits | None = None) -> FastAPI:
-    """The service for the exported model in `model_dir`; its predictor is created at start-up."""
+def create_app(
+    model_dir: str | Path = "output/inference",
+    limits: Limits | None = None,
+    min_prob: float | None = None,
+    runtime: str = "paddle",
+) -> FastAPI:
+    """The service for the exported model in `model_dir`; its predictor is created at start-up.
+    `min_prob`: answers below it are not sure (default: the export's threshold)."""
     limits = limits or Limits()
     state: dict = {}
     lock = threading.Lock()  # one predictor per worker: requests take turns
 
     async def lifespan(app: FastAPI):
-        state["recognizer"] = Recognizer(model_dir)
+        state["recognizer"] = Recognizer(model_dir, min_prob=min_prob, runtime=runtime)
         yield
 
     app = FastAPI(title="mnist-paddle", lifespan=lifespan, docs_url=None, redoc_url=None)
@@ -83,9 +92,10 @@ def create_app(model_dir: str | Path = "output/inference", limits: Limits | None
 
     @app.post("/predict")
     async def predict(request: Request) -> dict:
-        images = await _read_images(request, limits)
+        images, number = await _read_images(request, limits)
         cancelled = threading.Event()
-        work = asyncio.to_thread(_recognize, state["recognizer"], lock, images, limits, cancelled)
+        recognize = _read_numbers if number else _recognize
+        work = asyncio.to_thread(recognize, state["recognizer"], lock, images, limits, cancelled)
         try:
             return {"results": await asyncio.wait_for(work, limits.timeout)}
         except asyncio.TimeoutError:
@@ -95,8 +105,9 @@ def create_app(model_dir: str | Path = "output/inference", limits: Limits | None
     return app
 
 
-async def _read_images(request: Request, limits: Limits) -> list[tuple[str, bytes]]:
-    """The request's images as (name, bytes); a `BadRequest` for anything else."""
+async def _read_images(request: Request, limits: Limits) -> tuple[list[tuple[str, bytes]], bool]:
+    """The request's images as (name, bytes), and whether each holds a whole number (JSON
+    `"number": true`, form field `number=1`); a `BadRequest` for anything else."""
     length = request.headers.get("content-length", "")
     if not length.isdigit():
         raise BadRequest(411, "send a Content-Length header")
@@ -111,15 +122,18 @@ async def _read_images(request: Request, limits: Limits) -> list[tuple[str, byte
                 400, f"no 'image' field in the form (fields: {', '.join(form) or '-'})"
             )
         images = [(u.filename or f"image {i}", await u.read()) for i, u in enumerate(uploads)]
+        number = form.get("number", "0") in ("1", "true", "on")
     elif kind == "application/json":
-        images = _json_images(await _json(request))
+        body = await _json(request)
+        images = _json_images(body)
+        number = body.get("number") is True
     else:
         raise BadRequest(415, "send multipart/form-data or application/json")
     if not images:
         raise BadRequest(400, "no images in the request")
     if len(images) > limits.max_images:
         raise BadRequest(413, f"{len(images)} images in one request, limit {limits.max_images}")
-    return images
+    return images, number
 
 
 async def _json(request: Request):
@@ -195,6 +209,28 @@ def _recognize_until_cancelled(recognizer, lock, images, limits, cancelled) -> l
     return results
 
 
+def _read_numbers(recognizer, lock, images, limits, cancelled) -> list[dict] | None:
+    """The number in each image (numbers.read_number), or `{"error"}` for a blank one."""
+    results = []
+    for name, data in images:
+        if cancelled.is_set():
+            return None
+        try:
+            gray = decode_gray(data, name, limits.max_pixels)
+        except NotAnImage as e:
+            raise BadRequest(400, str(e)) from None
+        with lock:  # the reading runs the predictor, maybe several times
+            if cancelled.is_set():
+                return None
+            result = read_number(recognizer, gray)
+        if result is None:
+            results.append({"error": f"{name}: no digit found (the image has no ink)"})
+        else:
+            result.pop("images")
+            results.append(result)
+    return results
+
+
 def _png_data_url(image: np.ndarray) -> str:
     png = cv2.imencode(".png", image.round().astype(np.uint8))[1].tobytes()
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
@@ -204,4 +240,9 @@ def app_from_environment() -> FastAPI:
     """`create_app` with the settings deploy/serve.py put in the environment (for uvicorn's
     worker processes, which import the app by name)."""
     settings = json.loads(os.environ[SETTINGS])
-    return create_app(settings["model_dir"], Limits(**settings["limits"]))
+    return create_app(
+        settings["model_dir"],
+        Limits(**settings["limits"]),
+        settings["min_prob"],
+        settings["runtime"],
+    )

@@ -2,16 +2,20 @@
 
     config      YAML configs with -o overrides, typed once (a dataclass per section)
     data        the MNIST files through paddle.vision, checked; the model's input spec
+    synth       typeset digits and pen-on-paper renders; the training/evaluation font split
     loader      the data a run trains and evaluates on: batches, augmentation, validation split
     optim       optimizer, learning-rate schedule, loss
     engine      train / fine-tune / resume: one setup path, then paddle.Model.fit
     callbacks   what happens after every batch and epoch: random state, finite checks, records
+    visualdl    the VisualDL log of a run (train.visualdl)
     checkpoint  checkpoint files and their JSON description; loading them with checks
     rundir      run folders: claiming one, checking a resume, what an interruption leaves
     plots       the PNGs a run writes
     commands    the train and fine-tune commands (tools/train.py, tools/finetune.py)
     export      checkpoint -> static model for Paddle Inference, checked against dygraph
+    calibrate   temperature and sure threshold, fitted at export on held-out images
+    onnx        the ONNX twin of an export (paddle2onnx), checked through ONNX Runtime
 
-May import: the shared modules at the top of the package, `models`, and `serving.inference`
-(export checks its model through the predictor the deployment uses). Never `bench`.
+May import: the shared modules at the top of the package, `models`, and `serving` (export checks
+its model through the predictor and the preprocessing the deployment uses). Never `bench`.
 """

@@ -37,6 +37,8 @@ class DataConfig:
     train_limit: int = 0  # train on the first N training images only (0: all 60,000)
     test_limit: int = 0  # evaluate on the first N test images only (0: all 10,000)
     num_workers: int = 0  # evaluation DataLoader workers (training batches are made in-process)
+    # Add this many digits typeset in the training fonts (train/synth.py) to the training images.
+    typeset: int = 0
     # Hold out this many training images (a fixed random choice) to pick the best epoch and to
     # stop early; 0 evaluates on the test set after each epoch, as the tutorial does.
     val_size: int = 0
@@ -49,6 +51,9 @@ class AugmentConfig:
     rotate: float = 0.0  # degrees, uniform in -rotate..rotate
     scale: float = 0.0  # relative size change, uniform in 1-scale..1+scale
     shift: float = 0.0  # pixels, uniform in -shift..shift along each axis
+    shear: float = 0.0  # slant: x moves by up to shear * y, either way (italics, slanted hands)
+    elastic: float = 0.0  # pixels: a smooth random bending of each image by about this much
+    stroke: float = 0.0  # 0..1: blend of up to this much towards a bolder or lighter stroke
 
 
 @dataclass
@@ -69,6 +74,7 @@ class TrainConfig:
     log_freq: int = 100  # steps between progress-bar updates
     verbose: int = 1  # hapi's progress output: 0 none, 1 progress bar, 2 one line per update
     init_from: str = ""  # checkpoint to start from, e.g. output/lenet/final (fine-tuning)
+    visualdl: bool = False  # also log to <run>/visualdl/ for `visualdl --logdir`
 
 
 @dataclass
@@ -230,6 +236,10 @@ def _check_ranges(cfg: Config, source_of) -> None:
         ("augment.rotate", 0 <= cfg.augment.rotate <= 45, "between 0 and 45 degrees"),
         ("augment.scale", 0 <= cfg.augment.scale < 0.5, ">= 0 and < 0.5"),
         ("augment.shift", 0 <= cfg.augment.shift <= 6, "between 0 and 6 pixels"),
+        ("augment.shear", 0 <= cfg.augment.shear <= 1, "between 0 and 1"),
+        ("augment.elastic", 0 <= cfg.augment.elastic <= 4, "between 0 and 4 pixels"),
+        ("augment.stroke", 0 <= cfg.augment.stroke <= 1, "between 0 and 1"),
+        ("data.typeset", cfg.data.typeset >= 0, ">= 0 (0: MNIST only)"),
         ("train.log_freq", cfg.train.log_freq >= 1, ">= 1"),
         ("train.verbose", cfg.train.verbose in (0, 1, 2), "0, 1 or 2"),
     ]

@@ -56,6 +56,8 @@ from mnist_paddle.train.rundir import (
     say,
     what_was_saved,
 )
+from mnist_paddle.train.visualdl import FOLDER as VISUALDL
+from mnist_paddle.train.visualdl import VisualDLLogger
 
 PREDICT_BATCH = 1000  # batch size for whole-test-set predictions (memory is no concern at 28x28)
 
@@ -179,6 +181,12 @@ def run(
         StopWhenNotFinite(done),  # before the recorder: a NaN loss is never recorded
         recorder,
     ]
+    visualdl = None
+    if cfg.train.visualdl and is_main_process():  # after the recorder: it reads its records
+        visualdl = VisualDLLogger(
+            run_dir / VISUALDL, metrics, cfg.train.log_freq, steps_per_epoch=len(data.train)
+        )
+        callbacks.append(visualdl)
     say(
         f"training {cfg.model.name} on {len(data.train.images)} images for {cfg.train.epochs} "
         f"epochs (batch {cfg.train.batch_size}, lr {cfg.train.lr:g}, {cfg.train.schedule}), "
@@ -205,10 +213,16 @@ def run(
     except NotFinite as e:
         saved = what_was_saved(run_dir, len(metrics["epochs"]))
         raise UserError(f"{e}: training stopped (a lower train.lr may help); {saved}") from None
-    return finish(model, cfg, data, recorder)
+    return finish(model, cfg, data, recorder, visualdl)
 
 
-def finish(model: paddle.Model, cfg: Config, data: Data, recorder: RunRecorder) -> dict:
+def finish(
+    model: paddle.Model,
+    cfg: Config,
+    data: Data,
+    recorder: RunRecorder,
+    visualdl: VisualDLLogger | None = None,
+) -> dict:
     """Test the chosen epoch's weights once; write the final checkpoint, metrics and plots."""
     chosen, metrics = recorder.chosen, recorder.metrics
     recorder.restore_best(model.network)
@@ -226,6 +240,10 @@ def finish(model: paddle.Model, cfg: Config, data: Data, recorder: RunRecorder) 
     plots.plot_curves(metrics, run_dir / "curves.png")
     plots.plot_predictions(data.test.images[:, 0], labels, preds, run_dir / "predictions.png")
     plots.plot_confusion(labels, preds, run_dir / "confusion.png")
+    if visualdl is not None:
+        visualdl.add_images(
+            {"samples": run_dir / "samples.png", "confusion": run_dir / "confusion.png"}
+        )
     save_checkpoint(model, run_dir / "final", final_meta)  # last: final.json marks a finished run
     picked = f" (epoch {chosen['epoch']}, best on validation)" if recorder.best else ""
     say(

@@ -25,6 +25,7 @@ from paddle.io import Dataset
 
 from mnist_paddle.digits import normalize
 from mnist_paddle.errors import UserError
+from mnist_paddle.train import synth
 from mnist_paddle.train.config import AugmentConfig, Config
 from mnist_paddle.train.data import arrays, load_mnist
 
@@ -41,7 +42,9 @@ class Data:
 
 
 def load_data(cfg: Config) -> Data:
-    """MNIST decoded and normalized once (`Normalize` of the tutorial), split as `cfg` says."""
+    """MNIST decoded and normalized once (`Normalize` of the tutorial), split as `cfg` says;
+    the training images joined by `data.typeset` digits typeset in the training fonts (synth.py,
+    never the validation or test images)."""
     train_images, train_labels = arrays(load_mnist(cfg.data, "train"))
     test = ArrayDataset(*arrays(load_mnist(cfg.data, "test")))
     if cfg.data.val_size:
@@ -51,6 +54,12 @@ def load_data(cfg: Config) -> Data:
         evaluate_on, split = ArrayDataset(*val), "validation"
     else:
         evaluate_on, split = test, "test"
+    if cfg.data.typeset:
+        typeset, typeset_labels = synth.typeset_digits(cfg.data.typeset, cfg.train.seed)
+        train_images = np.concatenate(
+            [train_images, normalize(typeset, cfg.data.mean, cfg.data.std)[:, None]]
+        )
+        train_labels = np.concatenate([train_labels, typeset_labels])
     loader = TrainLoader(
         train_images,
         train_labels,
@@ -139,21 +148,35 @@ class TrainLoader:
 
     @property
     def augmented(self) -> bool:
-        return any((self.augment.rotate, self.augment.scale, self.augment.shift))
+        a = self.augment
+        return any((a.rotate, a.scale, a.shift, a.shear, a.elastic, a.stroke))
 
     def _augment(self, images: paddle.Tensor, rng: np.random.Generator) -> paddle.Tensor:
-        """Rotate, scale and shift each image by its own random amount, background kept."""
+        """Rotate, scale, shift and slant each image by its own random amount, bend it
+        (elastic) and change its stroke weight; the background is kept."""
+        a = self.augment
         n, _, height, width = images.shape
-        angle = np.deg2rad(rng.uniform(-self.augment.rotate, self.augment.rotate, n))
-        scale = rng.uniform(1 - self.augment.scale, 1 + self.augment.scale, n)
+        angle = np.deg2rad(rng.uniform(-a.rotate, a.rotate, n))
+        scale = rng.uniform(1 - a.scale, 1 + a.scale, n)
         # grid coordinates run from -1 to 1 across the image: one pixel is 2 / width of them
-        shift = rng.uniform(-self.augment.shift, self.augment.shift, (n, 2)) * 2 / width
+        shift = rng.uniform(-a.shift, a.shift, (n, 2)) * 2 / width
+        shear = rng.uniform(-a.shear, a.shear, n) if a.shear else np.zeros(n)
         cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
-        # (N, 2, 3): where each output pixel samples the input
+        # (N, 2, 3): where each output pixel samples the input; shear slants x along y
         theta = np.stack(
-            [np.stack([cos, -sin, shift[:, 0]], 1), np.stack([sin, cos, shift[:, 1]], 1)], 1
+            [np.stack([cos, shear - sin, shift[:, 0]], 1), np.stack([sin, cos, shift[:, 1]], 1)],
+            1,
         )
         grid = F.affine_grid(paddle.to_tensor(theta, "float32"), [n, 1, height, width], False)
+        if a.elastic:  # (N, H, W, 2): a smooth random displacement of up to ~elastic pixels
+            coarse = rng.normal(0, a.elastic * 2 / width, (n, 2, 4, 4)).astype(np.float32)
+            field = F.interpolate(paddle.to_tensor(coarse), [height, width], mode="bicubic")
+            grid = grid + field.transpose([0, 2, 3, 1])
         # grid_sample fills the outside with 0; shift so that 0 is the background
         moved = F.grid_sample(images - self.background, grid, align_corners=False)
+        if a.stroke:  # blend towards the 3x3 dilation (bolder) or erosion (lighter) of each image
+            weight = paddle.to_tensor(rng.uniform(-a.stroke, a.stroke, (n, 1, 1, 1)), "float32")
+            bolder = F.max_pool2d(moved, 3, stride=1, padding=1)
+            lighter = -F.max_pool2d(-moved, 3, stride=1, padding=1)
+            moved = moved + paddle.where(weight > 0, bolder - moved, moved - lighter) * weight
         return moved + self.background

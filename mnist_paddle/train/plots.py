@@ -95,3 +95,25 @@ def plot_confusion(labels: np.ndarray, preds: np.ndarray, path: Path, num_classe
     ax.set(xticks=ticks, yticks=ticks, xlabel="predicted", ylabel="true label")
     ax.set_title(f"Confusion matrix ({(preds == labels).mean():.2%} correct)")
     _save(fig, path)
+
+
+def plot_reliability(curves: dict[str, list[dict]], path: Path, title: str = "") -> None:
+    """Reliability diagram: accuracy against the reported top probability, per bin, for each
+    named curve (`calibrate.reliability` rows); the diagonal is a perfectly calibrated model."""
+    fig, ax = plt.subplots(figsize=(4.6, 4.4))
+    ax.plot([0, 1], [0, 1], color="gray", linestyle="--", linewidth=1, label="calibrated")
+    for (name, rows), marker in zip(curves.items(), "os^d"):
+        kept = [r for r in rows if r["count"]]
+        ax.plot(
+            [r["confidence"] for r in kept],
+            [r["accuracy"] for r in kept],
+            marker=marker,
+            label=name,
+        )
+    ax.set_xlabel("reported probability of the answer (bin mean)")
+    ax.set_ylabel("share of answers right")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8, loc="upper left")
+    _save(fig, path)

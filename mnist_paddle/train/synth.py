@@ -1,0 +1,162 @@
+"""Synthetic digit images: digits typeset in fonts, and MNIST digits re-rendered as pen on paper.
+
+Training mixes them into MNIST so that the model reads what people feed it (bench/realworld.py
+builds its evaluation set with the same renderers, from the MNIST *test* digits and from fonts
+training never sees).
+
+Fonts are split by family, strictly: `TRAIN_FONTS` may be used to train, `EVAL_FONTS` only to
+evaluate. Neither uses fonts-urw-base35, fonts-texgyre, fonts-liberation, fonts-freefont-ttf,
+fonts-crosextra-* or fonts-lato: they are kept for checks from outside the project.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import cv2
+import matplotlib
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from mnist_paddle.errors import UserError
+from mnist_paddle.serving.preprocess import to_mnist
+
+DEBIAN_FONTS = Path("/usr/share/fonts")
+# family -> file name patterns under /usr/share/fonts (Debian package in the comment)
+TRAIN_FONTS = {
+    "Noto Sans": ["NotoSans-*.ttf"],  # fonts-noto-core
+    "Noto Serif": ["NotoSerif-*.ttf"],  # fonts-noto-core
+    "Open Sans": ["OpenSans-*.ttf"],  # fonts-open-sans
+    "Roboto": ["Roboto-*.ttf", "RobotoCondensed-*.ttf"],  # fonts-roboto-unhinted
+    "Linux Libertine": ["LinLibertine_*.otf", "LinBiolinum_*.otf"],  # fonts-linuxlibertine
+    "Cantarell": ["Cantarell-*.otf"],  # fonts-cantarell
+    "EB Garamond": ["EBGaramond*.otf"],  # fonts-ebgaramond
+    "Fira Code": ["FiraCode-*.ttf"],  # fonts-firacode
+}
+EVAL_FONTS = {
+    "Gentium": ["Gentium*.ttf"],  # fonts-sil-gentium
+    "Inter": ["Inter-*.otf", "InterDisplay-*.otf"],  # fonts-inter
+    "Hack": ["Hack-*.ttf"],  # fonts-hack
+    "JetBrains Mono": ["JetBrainsMono-*.ttf"],  # fonts-jetbrains-mono
+    "Comic Neue": ["ComicNeue-*.otf"],  # fonts-comic-neue
+}
+# The fonts in matplotlib's own folder that have ordinary digits (the STIX size variants and
+# the TeX symbol fonts do not): the `printed` evaluation group, and training fonts too.
+MATPLOTLIB_PREFIXES = ("DejaVuSans", "DejaVuSerif", "STIXGeneral", "cmr10", "cmss10", "cmtt10")
+# Linux Libertine's keyboard, initials and display cuts have no ordinary digits.
+SKIP = ("LinBiolinum_K", "LinLibertine_I.", "LinLibertine_DR", "Keyboard", "Initials")
+
+
+def matplotlib_fonts() -> list[Path]:
+    folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    return sorted(
+        p
+        for p in folder.glob("*.ttf")
+        if p.stem.startswith(MATPLOTLIB_PREFIXES) and "Display" not in p.stem
+    )
+
+
+def debian_fonts(families: dict[str, list[str]]) -> list[Path]:
+    """The font files of `families`; a `UserError` naming the package for a family not found."""
+    files = []
+    for family, patterns in families.items():
+        found = sorted(
+            p
+            for pattern in patterns
+            for p in DEBIAN_FONTS.rglob(pattern)
+            if not any(s in p.name for s in SKIP)
+        )
+        if not found:
+            raise UserError(
+                f"font family {family} not found under {DEBIAN_FONTS} "
+                "(scripts/setup_env.sh installs the font packages)"
+            )
+        files += found
+    return files
+
+
+@functools.cache
+def training_fonts() -> tuple[Path, ...]:
+    return tuple(matplotlib_fonts() + debian_fonts(TRAIN_FONTS))
+
+
+@functools.cache
+def _font(path: Path, size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(path), size)
+
+
+def glyph(text: str, font_file: Path, size: int, shear: float = 0.0) -> np.ndarray:
+    """`text` typeset in `font_file` at `size` px, slanted by `shear`: (H, W) coverage 0..1."""
+    font = _font(font_file, size)
+    left, top, right, bottom = font.getbbox(text)
+    image = Image.new("L", (right - left + 8, bottom - top + 8), 0)
+    ImageDraw.Draw(image).text((4 - left, 4 - top), text, fill=255, font=font)
+    coverage = np.asarray(image, np.float32) / 255.0
+    h, w = coverage.shape
+    matrix = np.float32([[1, shear, max(0.0, -shear * h)], [0, 1, 0]])
+    return cv2.warpAffine(coverage, matrix, (w + int(abs(shear) * h) + 1, h))
+
+
+def pen_on_paper(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One 28x28 MNIST digit (uint8) as a BGR photo of pen on paper."""
+    height, width = rng.integers(60, 400, size=2)
+    size = int(rng.uniform(0.3, 0.9) * min(height, width))  # the 28x28 frame's side on the page
+    ink = cv2.resize(digit.astype(np.float32) / 255.0, (size, size), interpolation=cv2.INTER_CUBIC)
+    alpha = np.zeros((height, width), np.float32)
+    top, left = rng.integers(0, height - size + 1), rng.integers(0, width - size + 1)
+    alpha[top : top + size, left : left + size] = np.clip(ink, 0, 1)
+    paper = rng.uniform(170, 255, size=3)  # white to yellowish or grey paper
+    pen = rng.uniform(0, 90, size=3)  # black, blue, dark grey ...
+    return compose(alpha, paper, pen, rng)
+
+
+def compose(alpha: np.ndarray, background, color, rng: np.random.Generator) -> np.ndarray:
+    """Ink `alpha` in `color` over `background`, with texture, blur, contrast and noise (BGR)."""
+    height, width = alpha.shape
+    page = (
+        background[None, None, :] * (1 - alpha[..., None]) + color[None, None, :] * alpha[..., None]
+    )
+    texture = cv2.GaussianBlur(rng.normal(0, 1, (height, width)).astype(np.float32), (0, 0), 3)
+    page += texture[..., None] * rng.uniform(0, 40)  # uneven paper
+    blur = rng.uniform(0, 1.5)
+    if blur > 0.3:
+        page = cv2.GaussianBlur(page, (0, 0), blur)
+    contrast = rng.uniform(0.6, 1.0)
+    page = (page - page.mean()) * contrast + page.mean()
+    page += rng.normal(0, rng.uniform(0, 10), page.shape)  # sensor noise
+    return np.clip(page, 0, 255).astype(np.uint8)
+
+
+def typeset_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`count` digits typeset in the training fonts, as the deployed preprocessing makes them:
+    ((N, 28, 28) float32 0..255, (N,) int64 labels). Each digit gets a random font, size, slant
+    and stroke weight, so the bold and light cuts between those the fonts ship are covered too."""
+    rng = np.random.default_rng([seed, 1])
+    fonts = training_fonts()
+    labels = np.arange(count, dtype=np.int64) % 10
+    images = np.empty((count, 28, 28), np.float32)
+    for i, label in enumerate(labels):
+        size = int(rng.integers(24, 96))
+        coverage = glyph(str(label), fonts[rng.integers(len(fonts))], size, rng.uniform(-0.3, 0.3))
+        weight = int(rng.integers(-1, 3)) * max(1, size // 32)  # px: thinner, as is, bolder
+        kernel = np.ones((abs(weight) + 1,) * 2, np.uint8)
+        if weight > 0:
+            coverage = cv2.dilate(np.pad(coverage, weight), kernel)
+        elif weight < 0:
+            thinner = cv2.erode(coverage, kernel)
+            coverage = thinner if thinner.max() > 0.5 else coverage  # not erased away
+        images[i] = to_mnist(np.pad(coverage, 4) * 255.0)
+    return images, labels
+
+
+def paper_digits(digits: np.ndarray, seed: int) -> np.ndarray:
+    """MNIST digits (N, 28, 28) uint8 photographed as pen on paper and preprocessed back, as a
+    user's photo of them would be: (N, 28, 28) float32 0..255."""
+    rng = np.random.default_rng([seed, 2])
+    out = np.empty(digits.shape, np.float32)
+    for i, digit in enumerate(digits):
+        page = cv2.cvtColor(pen_on_paper(digit, rng), cv2.COLOR_BGR2GRAY).astype(np.float32)
+        seen = to_mnist(page)
+        out[i] = digit if seen is None else seen
+    return out
