@@ -46,6 +46,9 @@ def start_and_stop_in_epoch_2(output: Path, sig: int) -> subprocess.CompletedPro
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # as from a terminal: a shell's background job (CI may be one) ignores SIGINT, and
+        # Python keeps an ignored SIGINT ignored instead of raising KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     seen = []
     for line in process.stdout:  # ends when the process does: a run that never gets there fails

@@ -46,16 +46,19 @@ def test_typeset_training_digits_look_like_mnist():
 
 
 def test_the_set_is_fixed_by_its_seed(tmp_path):
-    make_realworld(tmp_path / "a", DATA, count=12, seed=3)
-    make_realworld(tmp_path / "b", DATA, count=12, seed=3)
-    make_realworld(tmp_path / "c", DATA, count=12, seed=4)
+    make_realworld(tmp_path / "a", DATA, count=12, seed=3, numbers=5)
+    make_realworld(tmp_path / "b", DATA, count=12, seed=3, numbers=5)
+    make_realworld(tmp_path / "c", DATA, count=12, seed=4, numbers=5)
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
     assert digest(tmp_path / "a") != digest(tmp_path / "c")
     with open(tmp_path / "a" / "labels.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [r["group"] for r in rows] == ["mnist_paper"] * 12 + ["printed"] * 12 + [
-        "printed_unseen"
-    ] * 12
+    groups = ["mnist_paper", "printed", "printed_unseen"]
+    assert [r["group"] for r in rows] == [g for g in groups for _ in range(12)] + [
+        g for g in ("numbers_paper", "numbers_printed") for _ in range(5)
+    ]
+    numbers = [r["label"] for r in rows[36:]]
+    assert all(2 <= len(n) <= 6 and n.isdigit() for n in numbers)
     labels = read_idx(DATA / "t10k-labels-idx1-ubyte.gz")
     for r in rows:
         assert (tmp_path / "a" / r["path"]).is_file()
@@ -65,7 +68,7 @@ def test_the_set_is_fixed_by_its_seed(tmp_path):
 
 
 def test_evaluation_beats_the_naive_way(tmp_path, exported):
-    make_realworld(tmp_path, DATA, count=40, seed=0)
+    make_realworld(tmp_path, DATA, count=40, seed=0, numbers=0)
     results = evaluate(Recognizer(exported), tmp_path, DATA)
     assert set(results) == {*GROUPS, "mnist_test"}
     assert results["mnist_test"]["images"] == 10_000
@@ -82,7 +85,9 @@ def test_evaluation_beats_the_naive_way(tmp_path, exported):
 
 
 def test_tools_write_the_set_and_the_report(tmp_path, exported):
-    made = run_tool("tools/make_realworld.py", "--out", str(tmp_path / "set"), "--count", "10")
+    made = run_tool(
+        "tools/make_realworld.py", "--out", str(tmp_path / "set"), "--count", "10", "--numbers", "4"
+    )
     assert made.returncode == 0, made.stderr
     report = run_tool(
         "tools/eval_realworld.py",
@@ -97,6 +102,7 @@ def test_tools_write_the_set_and_the_report(tmp_path, exported):
     for group in GROUPS:
         assert f"| {group} | 10 |" in report.stdout
     assert "| mnist_test | 10,000 |" in report.stdout
+    assert "| numbers_paper | 4 |" in report.stdout and "| numbers_printed | 4 |" in report.stdout
     names = sorted(p.name for p in (tmp_path / "bench").iterdir())
     assert names == [
         "realworld.json",

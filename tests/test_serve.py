@@ -223,5 +223,27 @@ def test_drawing_on_the_page_in_headless_chromium(server, tmp_path):
         assert page.get_attribute("#seen", "src").startswith("data:image/png;base64,")
         page.click("#clear")
         assert page.text_content("#digit") == ""
+
+        # a whole number on the wide page: a 1, then a 7 beside it
+        page.check("#number")
+        box = page.locator("#canvas").bounding_box()
+        assert box["width"] > 2 * box["height"]
+        page.click("#clear")
+        for stroke in (((0.25, 0.15), (0.25, 0.85)), ((0.45, 0.2), (0.7, 0.2), (0.52, 0.85))):
+            xy = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in stroke]
+            page.mouse.move(*xy[0])
+            page.mouse.down()
+            for point in xy[1:]:
+                page.mouse.move(*point, steps=12)
+            page.mouse.up()
+        page.wait_for_timeout(800)  # the last stroke's request
+        page.wait_for_function("document.getElementById('digit').textContent !== ''")
+        assert page.text_content("#digit").rstrip("?") == "17"
+        # the boxes are drawn over the strokes
+        painted = page.evaluate(
+            "document.getElementById('boxes').getContext('2d')"
+            ".getImageData(0, 0, 640, 280).data.some((v, i) => i % 4 === 3 && v > 0)"
+        )
+        assert painted
         page.screenshot(path=str(tmp_path / "page.png"))
         browser.close()

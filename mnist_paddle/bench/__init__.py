@@ -4,6 +4,7 @@
     benchmark   inference speed beside ONNX Runtime and dygraph; the whole benchmark report
     zoo         every recipe in configs/ trained and measured into one table
     realworld   the real-looking evaluation set and the report on it
+    numbers     its whole-number groups, their scores, and the time to read a number
     loadtest    a bounded HTTP load test of the service
 
 May import anything in the package; nothing imports it.

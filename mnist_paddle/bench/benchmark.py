@@ -24,6 +24,7 @@ import numpy as np
 import paddle
 
 from mnist_paddle.bench import training
+from mnist_paddle.bench.numbers import time_number
 from mnist_paddle.errors import UserError
 from mnist_paddle.fileio import write_json, write_text
 from mnist_paddle.serving.inference import Recognizer
@@ -211,6 +212,7 @@ def run(
     results["inference"] = bench_inference(model_dir, checkpoint)
     print("inference: deploy/infer.py ...", flush=True)
     results["infer_cli"] = bench_infer_cli(model_dir, data_root)
+    results["number"] = time_number(Recognizer(model_dir), data_root)
     results["ratios"] = _ratios(results)
     write_json(out_dir / "results.json", results)
     markdown = to_markdown(results)
@@ -277,4 +279,11 @@ def to_markdown(r: dict) -> str:
         "| --- | ---: |",
     ]
     lines += [f"| {k.replace('_', ' ')} | {v['seconds']:.2f} |" for k, v in cli.items()]
+    if "number" in r:
+        n = r["number"]
+        lines += [
+            "",
+            f"Reading a {n['digits']}-digit handwritten number ({n['pixels'][1]}x{n['pixels'][0]} "
+            f"px): {n['p50_ms']:.1f} ms median, {n['p99_ms']:.1f} ms p99 (process start excluded).",
+        ]
     return "\n".join(lines) + "\n"

@@ -136,3 +136,17 @@ def to_markdown(results: dict) -> str:
             f"| {r['median_ms']:.1f} ms |"
         )
     return "\n".join(lines) + "\n"
+
+
+def time_number(recognizer, data_root: Path, calls: int = 50) -> dict:
+    """Reading a 6-digit handwritten number (MNIST test digits on paper, as numbers_paper):
+    median and p99 milliseconds per image, preprocessing and every predictor call included."""
+    from mnist_paddle.bench.benchmark import latencies
+    from mnist_paddle.train.data import mnist_files, read_idx
+
+    images = read_idx(mnist_files(data_root, "test")[0])
+    rng = np.random.default_rng(6)
+    page = number_on_paper(list(images[rng.choice(len(images), 6)]), rng)
+    gray = cv2.cvtColor(page, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    stats = latencies(lambda: read_number(recognizer, gray), calls)
+    return {"digits": 6, "pixels": list(gray.shape), **stats}
