@@ -29,6 +29,12 @@ def main() -> None:
     p.add_argument("--max-body", type=int, default=4 * 1024 * 1024, help="bytes per request")
     p.add_argument("--max-pixels", type=int, default=4_000_000, help="pixels per image")
     p.add_argument("--max-images", type=int, default=32, help="images per request")
+    p.add_argument(
+        "--max-request-pixels",
+        type=int,
+        default=16_000_000,
+        help="pixels of all images per request",
+    )
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
     p.add_argument(
         "--runtime",
@@ -51,7 +57,9 @@ def main() -> None:
 
         # a broken export is one line now, not one per worker
         meta = Recognizer(args.model_dir, runtime=args.runtime).meta
-        limits = Limits(args.max_body, args.max_pixels, args.max_images, args.timeout)
+        limits = Limits(
+            args.max_body, args.max_pixels, args.max_request_pixels, args.max_images, args.timeout
+        )
         os.environ[SETTINGS] = json.dumps(
             {
                 "model_dir": args.model_dir,

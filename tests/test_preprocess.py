@@ -128,3 +128,14 @@ def test_unusable_files(tmp_path):
         load_digit(blank)
     with pytest.raises(UserError, match="no such file"):
         load_digit(tmp_path / "missing.png")
+
+
+def test_a_large_image_is_reduced_as_it_is_decoded_and_thin_strokes_stay(tmp_path):
+    page = np.full((2400, 2400), 250, np.uint8)
+    page[1000:1400, 1200] = 10  # a 1-pixel dark stroke
+    big = save(tmp_path / "big.png", page)
+    gray = read_gray(big)
+    assert gray.shape[0] * gray.shape[1] <= 1_000_000 < 2400 * 2400
+    assert gray.min() < 20  # the darkest pixel of each block: the stroke keeps its contrast
+    light = save(tmp_path / "chalk.png", 255 - page)  # light ink on a dark board
+    assert read_gray(light).max() > 235

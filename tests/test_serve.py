@@ -180,6 +180,40 @@ def test_a_request_answered_503_stops_before_the_predictor():
     assert not worker.is_alive()
 
 
+def big_blank_png(side: int = 2000) -> bytes:
+    page = np.full((side, side), 255, np.uint8)
+    page[side // 2 - 10 : side // 2 + 10, side // 2 - 2 : side // 2 + 2] = 0  # a small 1
+    return cv2.imencode(".png", page)[1].tobytes()
+
+
+def test_work_per_request_is_bounded(server):
+    """Many large images in one request are refused from their headers; large requests that are
+    allowed run beside normal ones without holding them up."""
+    big = big_blank_png()
+    too_many = [("image", (f"{i}.png", big)) for i in range(32)]  # 128 MP, 270 KB of PNG
+    start = time.perf_counter()
+    response = httpx.post(f"{server}/predict", files=too_many, timeout=30)
+    assert response.status_code == 413 and "pixels in one request" in response.json()["error"]
+    assert time.perf_counter() - start < 2  # refused before any decoding
+
+    import concurrent.futures
+
+    allowed = [("image", (f"{i}.png", big)) for i in range(4)]  # 16 MP: the limit
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        heavy = [
+            pool.submit(httpx.post, f"{server}/predict", files=allowed, timeout=60)
+            for _ in range(3)
+        ]
+        times = []
+        for data, _ in SAMPLES * 2:
+            begin = time.perf_counter()
+            answer = httpx.post(f"{server}/predict", files={"image": ("d.png", data)})
+            times.append(time.perf_counter() - begin)
+            assert answer.status_code == 200
+        assert all(f.result().status_code == 200 for f in heavy)
+    assert float(np.median(times)) < 0.5, times
+
+
 def test_load_of_concurrent_requests_without_a_failure(server, infer_answers):
     """A short version of tools/loadtest.py (README: 2,000 requests, 16 at a time); every answer
     must be the one deploy/infer.py gives for the file."""

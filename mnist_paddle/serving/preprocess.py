@@ -20,6 +20,7 @@ An image with no ink is "no digit found", not a guess.
 from __future__ import annotations
 
 import io
+import math
 import re
 import warnings
 from pathlib import Path
@@ -32,6 +33,9 @@ from mnist_paddle.errors import UserError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 MAX_PIXELS = 40_000_000  # refuse larger images before decoding them (a 40 MP photo is fine)
+# Larger images are reduced to about this many pixels as they are decoded: a digit needs a few
+# hundred pixels at most, and the smoothing below costs time in proportion to the pixels.
+WORK_PIXELS = 1_000_000
 SIZE = 28  # MNIST's frame
 BOX = 20  # MNIST's digits fit a 20x20 box inside the frame
 BORDER = 0.05  # the outer 5% of each side is taken as background
@@ -74,8 +78,11 @@ def decode_gray(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> np.ndar
                     f"{name}: image is {width}x{height} pixels, more than the limit of "
                     f"{max_pixels:,}"
                 )
+            factor = _reduction(width, height)
+            if factor > 1 and image.format == "JPEG":
+                image.draft(image.mode, (width // factor, height // factor))  # decode it smaller
             image = ImageOps.exif_transpose(image)  # phone photos store their rotation in EXIF
-            return _to_gray(image)
+            gray = _to_gray(image)
     except UserError:
         raise
     except UnidentifiedImageError:
@@ -87,6 +94,34 @@ def decode_gray(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> np.ndar
         raise NotAnImage(f"{name}: image is {size}, {limit}") from None
     except (OSError, SyntaxError, ValueError) as e:  # truncated or corrupt data
         raise NotAnImage(f"{name}: damaged image ({e})") from None
+    return _reduce(gray)
+
+
+def _reduce(gray: np.ndarray) -> np.ndarray:
+    """`gray` with about WORK_PIXELS at most: every factor x factor block becomes its darkest
+    pixel on a light page (its lightest on a dark one), so a thin stroke keeps its contrast."""
+    factor = _reduction(gray.shape[1], gray.shape[0])
+    if factor == 1:
+        return gray
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    ink_side = cv2.erode if np.median(border) > 127 else cv2.dilate
+    return ink_side(gray, np.ones((factor, factor), np.uint8))[::factor, ::factor]
+
+
+def _reduction(width: int, height: int) -> int:
+    """The whole factor that brings width x height to at most about WORK_PIXELS."""
+    return max(1, math.ceil(math.sqrt(width * height / WORK_PIXELS)))
+
+
+def image_pixels(data: bytes) -> int:
+    """Width x height from an encoded image's header (0 if it cannot be read), without decoding."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                return image.size[0] * image.size[1]
+    except Exception:  # any unreadable header: decoding it will say what is wrong
+        return 0
 
 
 def _to_gray(image: Image.Image) -> np.ndarray:

@@ -37,7 +37,13 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from mnist_paddle.serving.inference import Recognizer
 from mnist_paddle.serving.numbers import read_number
-from mnist_paddle.serving.preprocess import NoDigit, NotAnImage, decode_digit, decode_gray
+from mnist_paddle.serving.preprocess import (
+    NoDigit,
+    NotAnImage,
+    decode_digit,
+    decode_gray,
+    image_pixels,
+)
 
 PAGE = Path(__file__).with_name("page.html")
 SETTINGS = "MNIST_PADDLE_SERVE"  # environment variable: the settings of worker processes (JSON)
@@ -47,6 +53,7 @@ SETTINGS = "MNIST_PADDLE_SERVE"  # environment variable: the settings of worker 
 class Limits:
     max_body: int = 4 * 1024 * 1024  # bytes of one request
     max_pixels: int = 4_000_000  # pixels of one image (a 2000x2000 photo)
+    max_request_pixels: int = 16_000_000  # pixels of all the images of one request
     max_images: int = 32  # images in one request
     timeout: float = 10.0  # seconds for one request's recognition
 
@@ -133,6 +140,11 @@ async def _read_images(request: Request, limits: Limits) -> tuple[list[tuple[str
         raise BadRequest(400, "no images in the request")
     if len(images) > limits.max_images:
         raise BadRequest(413, f"{len(images)} images in one request, limit {limits.max_images}")
+    pixels = sum(image_pixels(data) for _, data in images)  # from the headers, nothing decoded
+    if pixels > limits.max_request_pixels:
+        raise BadRequest(
+            413, f"{pixels:,} pixels in one request, limit {limits.max_request_pixels:,}"
+        )
     return images, number
 
 
