@@ -3,8 +3,8 @@
 1. The ink and its mask are found as for a single digit (preprocess.py: either polarity, paper
    texture smoothed, specks dropped).
 2. Faint ink that joins strong strokes counts (hysteresis), pieces much shorter than the digits
-   join the nearest digit, and pieces that overlap horizontally are one digit: a stroke broken by
-   a light pen, a 5 whose top stroke stands apart, or a 4 with a gap stays one digit.
+   join the nearest digit, and pieces stacked one above the other are one digit: a stroke broken
+   by a light pen, a 5 whose top stroke stands apart, or a 4 with a gap stays one digit.
 3. A group wider than a digit may be several touching digits. Candidate cuts are the columns
    where the least ink crosses; every span between two cuts is read by the model, and the
    reading with the best total of log-probabilities and a prior on each digit's shape (a 1 is
@@ -63,16 +63,16 @@ def read_number(recognizer, gray: np.ndarray) -> dict | None:
     height = float(np.median([g.box[3] for g in groups]))  # a digit's height in this number
     # every group's candidate spans, read in one batch; then each group's best reading
     candidates = [_candidates(g, height) for g in groups]
-    parts = [part for spans, _ in candidates for part in spans.values()]
-    probs = recognizer.digit_probabilities([_digit_image(ink, part) for part in parts])
-    read = iter(probs)
-    segments, answers = [], []
+    images = [_digit_image(ink, part) for spans, _ in candidates for part in spans.values()]
+    read = iter(zip(images, recognizer.digit_probabilities(images)))
+    segments, answers, digits = [], [], []
     for (spans, cuts), group in zip(candidates, groups):
-        scored = {key: next(read) for key in spans}
-        for key in _best_reading(spans, scored, cuts, max(group.box[3], height)):
+        scored = {key: next(read) for key in spans}  # key -> (28x28 image, probabilities)
+        probs = {key: p for key, (_, p) in scored.items()}
+        for key in _best_reading(spans, probs, cuts, max(group.box[3], height)):
             segments.append(spans[key])
-            answers.append(recognizer.answer(scored[key]))
-    digits = [_digit_image(ink, s) for s in segments]
+            digits.append(scored[key][0])
+            answers.append(recognizer.answer(scored[key][1]))
     result = {
         "number": "".join(str(a["digit"]) for a in answers),
         "prob": round(float(np.prod([a["prob"] for a in answers])), 4),
