@@ -15,7 +15,7 @@ import json
 import os
 
 from mnist_paddle.cli import parser, quiet_paddle, user_errors
-from mnist_paddle.serving.infer import probability
+from mnist_paddle.serving.infer import add_answer_args
 
 
 def main() -> None:
@@ -36,17 +36,7 @@ def main() -> None:
         help="pixels of all images per request",
     )
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
-    p.add_argument(
-        "--runtime",
-        choices=("paddle", "onnxruntime"),
-        default="paddle",
-        help="Paddle Inference (default), or ONNX Runtime on the export's inference.onnx",
-    )
-    p.add_argument(
-        "--min-prob",
-        type=probability,
-        help="answers below this probability are unsure (default: the export's threshold)",
-    )
+    add_answer_args(p)
     args = p.parse_args()
     quiet_paddle(args.verbose)
     with user_errors():

@@ -236,17 +236,21 @@ def test_drawing_on_the_page_in_headless_chromium(server, tmp_path):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page()
         page.goto(server)
-        box = page.locator("#canvas").bounding_box()
 
-        def draw(*points: tuple[float, float]) -> str:
-            """Draw one stroke through `points` (0..1 of the canvas); the predicted digit."""
-            page.click("#clear")
+        def stroke(*points: tuple[float, float]) -> None:
+            """One stroke of the mouse through `points` (0..1 of the canvas)."""
+            box = page.locator("#canvas").bounding_box()
             xy = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in points]
             page.mouse.move(*xy[0])
             page.mouse.down()
             for point in xy[1:]:
                 page.mouse.move(*point, steps=12)
             page.mouse.up()
+
+        def draw(*points: tuple[float, float]) -> str:
+            """Draw one stroke on a clear page; the predicted digit."""
+            page.click("#clear")
+            stroke(*points)
             page.wait_for_function("document.getElementById('digit').textContent !== ''")
             page.wait_for_timeout(300)  # the last stroke's request
             return page.text_content("#digit").rstrip("?")  # "7?": unsure, still a 7
@@ -263,13 +267,8 @@ def test_drawing_on_the_page_in_headless_chromium(server, tmp_path):
         box = page.locator("#canvas").bounding_box()
         assert box["width"] > 2 * box["height"]
         page.click("#clear")
-        for stroke in (((0.25, 0.15), (0.25, 0.85)), ((0.45, 0.2), (0.7, 0.2), (0.52, 0.85))):
-            xy = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in stroke]
-            page.mouse.move(*xy[0])
-            page.mouse.down()
-            for point in xy[1:]:
-                page.mouse.move(*point, steps=12)
-            page.mouse.up()
+        stroke((0.25, 0.15), (0.25, 0.85))
+        stroke((0.45, 0.2), (0.7, 0.2), (0.52, 0.85))
         page.wait_for_timeout(800)  # the last stroke's request
         page.wait_for_function("document.getElementById('digit').textContent !== ''")
         assert page.text_content("#digit").rstrip("?") == "17"

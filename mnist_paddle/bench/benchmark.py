@@ -16,7 +16,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -28,8 +27,10 @@ from mnist_paddle.bench.numbers import time_number
 from mnist_paddle.errors import UserError
 from mnist_paddle.fileio import write_json, write_text
 from mnist_paddle.serving.inference import Recognizer
+from mnist_paddle.serving.onnx import OnnxPredictor
 from mnist_paddle.train.checkpoint import load_network, resolve_checkpoint
 from mnist_paddle.train.data import mnist_files, read_idx
+from mnist_paddle.train.onnx import export_onnx
 
 BATCHES = (1, 64, 1024)
 CALLS = {1: 2000, 64: 500, 1024: 30}  # timed predictor calls per batch size
@@ -71,28 +72,7 @@ def bench_inference(model_dir: Path, checkpoint: str | Path | None) -> dict:
     recognizer = Recognizer(model_dir)
     meta = recognizer.meta
     results = {"paddle_inference": _by_batch(recognizer.logits)}
-    try:
-        import onnxruntime as ort
-        import paddle2onnx
-    except ImportError as e:
-        results["onnxruntime"] = {
-            "skipped": f"{e.name} not installed (pip install -r requirements-bench.txt)"
-        }
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            onnx_file = str(Path(tmp) / "model.onnx")
-            with _quiet_fds():  # paddle2onnx and polygraphy print a dozen lines from C++ and Python
-                paddle2onnx.export(
-                    str(model_dir / meta["files"]["model"]),
-                    str(model_dir / meta["files"]["params"]),
-                    save_file=onnx_file,
-                    opset_version=13,
-                )
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = os.cpu_count() or 1
-            session = ort.InferenceSession(onnx_file, options, providers=["CPUExecutionProvider"])
-            name = session.get_inputs()[0].name
-            results["onnxruntime"] = _by_batch(lambda x: session.run(None, {name: x}))
+    results["onnxruntime"] = _onnxruntime(model_dir, meta)
     results["dygraph"] = _dygraph(checkpoint) if checkpoint else {"skipped": "no checkpoint given"}
     if paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0:
         results |= bench_gpu(model_dir)
@@ -115,22 +95,19 @@ def bench_gpu(model_dir: Path) -> dict:
     return rows
 
 
-@contextmanager
-def _quiet_fds():
-    """Send what this process writes to stdout and stderr, C++ included, to /dev/null."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
-    with open(os.devnull, "w") as null:
-        os.dup2(null.fileno(), 1)
-        os.dup2(null.fileno(), 2)
+def _onnxruntime(model_dir: Path, meta: dict) -> dict:
+    """ONNX Runtime on the export's `inference.onnx` (tools/export.py --onnx), or on a
+    paddle2onnx conversion made here when the export has none."""
+    if "onnx" in meta["files"]:
+        return _by_batch(OnnxPredictor(model_dir / meta["files"]["onnx"]).run)
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_file = Path(tmp) / "model.onnx"
         try:
-            yield
-        finally:
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            for fd in saved:
-                os.close(fd)
+            files = meta["files"]
+            export_onnx(model_dir / files["model"], model_dir / files["params"], onnx_file)
+            return _by_batch(OnnxPredictor(onnx_file).run)
+        except UserError as e:  # paddle2onnx or onnxruntime missing, or the conversion failed
+            return {"skipped": str(e)}
 
 
 def _dygraph(checkpoint: str | Path) -> dict:

@@ -33,12 +33,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="one JSON object per image, with the top 3")
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     p.add_argument(
-        "--runtime",
-        choices=("paddle", "onnxruntime"),
-        default="paddle",
-        help="Paddle Inference (default), or ONNX Runtime on the export's inference.onnx",
-    )
-    p.add_argument(
         "--tensorrt", action="store_true", help="run through TensorRT (with --device gpu)"
     )
     p.add_argument(
@@ -54,11 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="read each image as a whole number, its digits left to right",
     )
-    p.add_argument(
-        "--min-prob",
-        type=probability,
-        help="answers below this probability are unsure (default: the export's threshold)",
-    )
+    add_answer_args(p)
     args = p.parse_args(argv)
     quiet_paddle(args.verbose)
     with user_errors():
@@ -87,6 +77,21 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"{r['path']}: {describe(r)}")
     return 1 if any("error" in r for r in results) else 0
+
+
+def add_answer_args(p) -> None:
+    """--runtime and --min-prob, for deploy/infer.py and deploy/serve.py."""
+    p.add_argument(
+        "--runtime",
+        choices=("paddle", "onnxruntime"),
+        default="paddle",
+        help="Paddle Inference (default), or ONNX Runtime on the export's inference.onnx",
+    )
+    p.add_argument(
+        "--min-prob",
+        type=probability,
+        help="answers below this probability are unsure (default: the export's threshold)",
+    )
 
 
 def describe(answer: dict) -> str:
