@@ -140,7 +140,8 @@ async def _read_images(request: Request, limits: Limits) -> tuple[list[tuple[str
         raise BadRequest(400, "no images in the request")
     if len(images) > limits.max_images:
         raise BadRequest(413, f"{len(images)} images in one request, limit {limits.max_images}")
-    pixels = sum(image_pixels(data) for _, data in images)  # from the headers, nothing decoded
+    # from the headers, nothing decoded; an image over the per-image limit gets its own error
+    pixels = sum(p for _, data in images if (p := image_pixels(data)) <= limits.max_pixels)
     if pixels > limits.max_request_pixels:
         raise BadRequest(
             413, f"{pixels:,} pixels in one request, limit {limits.max_request_pixels:,}"
