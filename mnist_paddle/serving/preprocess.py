@@ -65,13 +65,7 @@ def decode_gray(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> np.ndar
     if not data:
         raise NotAnImage(f"{name}: empty file")
     try:
-        # Pillow's own guard, process-wide (Image.MAX_IMAGE_PIXELS), warns above 89 MP and
-        # refuses above 179 MP when it opens a file. The limit here is checked from the header
-        # just below; the warning is hidden for this call only, as such images are refused.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            opened = Image.open(io.BytesIO(data))
-        with opened as image:
+        with _open(data) as image:
             width, height = image.size
             if width * height > max_pixels:
                 raise NotAnImage(
@@ -113,13 +107,20 @@ def _reduction(width: int, height: int) -> int:
     return max(1, math.ceil(math.sqrt(width * height / WORK_PIXELS)))
 
 
+def _open(data: bytes) -> Image.Image:
+    """`Image.open` of encoded bytes: reads the header only. Pillow's own guard, process-wide
+    (Image.MAX_IMAGE_PIXELS), warns above 89 MP and refuses above 179 MP; this project checks its
+    own limit from the header after opening, so the warning is hidden for this call only."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(io.BytesIO(data))
+
+
 def image_pixels(data: bytes) -> int:
     """Width x height from an encoded image's header (0 if it cannot be read), without decoding."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                return image.size[0] * image.size[1]
+        with _open(data) as image:
+            return image.size[0] * image.size[1]
     except Exception:  # any unreadable header: decoding it will say what is wrong
         return 0
 

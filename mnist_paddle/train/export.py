@@ -92,10 +92,11 @@ def _export(prefix: Path, meta: dict, out: Path, data_root: str, onnx: bool) -> 
         model.save(str(staging / PREFIX), training=False)
         metadata = _metadata(meta, prefix, staging)
         write_json(staging / METADATA, metadata)
-        diff, images, logits = _check(network, staging, meta, data_root)
+        recognizer = Recognizer(staging)  # the predictor the deployment uses, made once
+        diff, images, logits = _check(network, recognizer, meta, data_root)
         if onnx:
             onnx_diff = _add_onnx(staging, metadata, images, logits)
-        metadata |= calibrate_export(staging, meta, data_root)
+        metadata |= calibrate_export(recognizer, meta, data_root)
         write_json(staging / METADATA, metadata)
         _replace_dir(staging, out)
     finally:
@@ -111,9 +112,10 @@ def _export(prefix: Path, meta: dict, out: Path, data_root: str, onnx: bool) -> 
     return out
 
 
-def calibrate_export(folder: Path, meta: dict, data_root: str) -> dict:
-    """Temperature and sure-threshold for the model in `folder`, fitted on the images its run
-    held out (never the test set); the reliability diagram. Keys to add to its metadata."""
+def calibrate_export(recognizer: Recognizer, meta: dict, data_root: str) -> dict:
+    """Temperature and sure-threshold for the exported model `recognizer` runs, fitted on the
+    images its run held out (never the test set); the reliability diagram beside the model.
+    Keys to add to its metadata."""
     data = meta["config"]["data"]
     if not data.get("val_size"):
         return {
@@ -127,7 +129,7 @@ def calibrate_export(folder: Path, meta: dict, data_root: str) -> dict:
     if data.get("train_limit"):
         images, labels = images[: data["train_limit"]], labels[: data["train_limit"]]
     _, (images, labels) = split_validation(images, labels.astype(np.int64), data["val_size"])
-    logits = Recognizer(folder).logits(normalize(images, norm["mean"], norm["std"])[:, None])
+    logits = recognizer.logits(normalize(images, norm["mean"], norm["std"])[:, None])
     temperature = calibrate.fit_temperature(logits, labels)
     before = softmax(logits).max(axis=1)
     after = softmax(logits, temperature).max(axis=1)
@@ -138,7 +140,7 @@ def calibrate_export(folder: Path, meta: dict, data_root: str) -> dict:
             "as trained": calibrate.reliability(before, correct),
             f"temperature {temperature:.2f}": calibrate.reliability(after, correct),
         },
-        folder / RELIABILITY,
+        recognizer.model_dir / RELIABILITY,
         f"{len(labels):,} held-out validation images",
     )
     return {
@@ -203,7 +205,7 @@ def _add_onnx(folder: Path, metadata: dict, images: np.ndarray, logits: np.ndarr
 
 
 def _check(
-    network: paddle.nn.Layer, model_dir: Path, meta: dict, data_root: str
+    network: paddle.nn.Layer, recognizer: Recognizer, meta: dict, data_root: str
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """Max |logit difference| between Paddle Inference and dygraph on MNIST test images; the
     images and the predictor's logits."""
@@ -215,7 +217,7 @@ def _check(
     images, _ = arrays(data)
     with paddle.no_grad():
         expected = network(paddle.to_tensor(images)).numpy()
-    got = Recognizer(model_dir).logits(images)
+    got = recognizer.logits(images)
     diff = float(np.abs(got - expected).max())
     if not diff <= TOLERANCE:  # also catches NaN
         raise UserError(
