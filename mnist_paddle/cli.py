@@ -26,6 +26,8 @@ def quiet_paddle(verbose: bool = False) -> None:
     # Paddle warns about a missing ccache, tensor copies inside hapi and other internals.
     warnings.filterwarnings("ignore", module=r"paddle(\.|$)")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    # the same for child interpreters (the service's worker processes): the one that shows there
+    os.environ.setdefault("PYTHONWARNINGS", "ignore:No ccache found")
 
 
 def parser(doc: str) -> argparse.ArgumentParser:

@@ -54,10 +54,11 @@ def infer_answers(exported) -> list[dict]:
 
 def test_uploads_and_base64_answer_as_infer_py_does(server, infer_answers):
     files = [("image", (f"{i}.png", data)) for i, (data, _) in enumerate(SAMPLES)]
-    uploaded = httpx.post(f"{server}/predict", files=files).json()["results"]
+    uploaded = httpx.post(f"{server}/predict", files=files, data={"seen": "1"}).json()["results"]
     encoded = [base64.b64encode(data).decode() for data, _ in SAMPLES]
     as_json = httpx.post(f"{server}/predict", json={"images": encoded}).json()["results"]
-    assert uploaded == as_json
+    # the 28x28 image the model saw comes only when asked for
+    assert [{k: v for k, v in r.items() if k != "seen"} for r in uploaded] == as_json
     # the same preprocessing and model as deploy/infer.py
     assert [r["digit"] for r in uploaded] == [a["digit"] for a in infer_answers]
     assert [r["top"] for r in uploaded] == [a["top"] for a in infer_answers]
@@ -68,8 +69,23 @@ def test_uploads_and_base64_answer_as_infer_py_does(server, infer_answers):
         assert r["seen"].startswith("data:image/png;base64,")
     # a data URL, as the page's canvas sends it
     url = "data:image/png;base64," + encoded[0]
-    (one,) = httpx.post(f"{server}/predict", json={"image": url}).json()["results"]
+    (one,) = httpx.post(f"{server}/predict", json={"image": url, "seen": True}).json()["results"]
     assert one == uploaded[0]
+
+
+def test_small_and_large_requests_answer_alike(server):
+    """A small request is answered on the event loop, a larger one in a thread: the same answers."""
+    from mnist_paddle.serving.service import SMALL_REQUEST
+
+    blank = cv2.imencode(".png", np.full((600, 600), 255, np.uint8))[1].tobytes()
+    assert SMALL_REQUEST < 600 * 600
+    for data, _ in SAMPLES[:3]:
+        small = httpx.post(f"{server}/predict", files={"image": ("d.png", data)})
+        files = [("image", ("d.png", data)), ("image", ("blank.png", blank))]
+        large = httpx.post(f"{server}/predict", files=files)
+        assert small.status_code == large.status_code == 200
+        assert small.json()["results"][0] == large.json()["results"][0]
+        assert "no digit found" in large.json()["results"][1]["error"]
 
 
 def test_a_blank_image_is_an_answer_not_an_error(server):
@@ -140,7 +156,9 @@ def test_a_body_without_content_length_is_refused(small_server):
 def test_a_request_over_the_time_limit_gets_a_503(exported):
     process, url = start_server(exported, "--timeout", "0.0001")
     try:
-        response = httpx.post(f"{url}/predict", files={"image": ("d.png", SAMPLES[0][0])})
+        # large enough to run in a thread under the time limit (service.SMALL_REQUEST)
+        files = [("image", ("d.png", big_blank_png(600)))]
+        response = httpx.post(f"{url}/predict", files=files)
         assert response.status_code == 503
         assert response.json() == {"error": "recognition took longer than 0.0001 s"}
         assert httpx.get(f"{url}/health").status_code == 200

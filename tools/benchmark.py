@@ -1,9 +1,10 @@
-"""Measure training and inference speed side by side; writes output/bench/results.{json,md}.
+"""Measure training, inference and service speed side by side; writes
+output/bench/results.{json,md}.
 
     python tools/benchmark.py [--epochs 3] [--model-dir output/inference]
 
-Needs an exported model (scripts/run_pipeline.sh makes one). PyTorch, ONNX Runtime and
-paddle2onnx come from requirements-bench.txt; without them their columns are skipped.
+Needs an exported model (scripts/run_pipeline.sh makes one). PyTorch comes from
+requirements-bench.txt and wrk from Debian (apt install wrk); without them their rows are skipped.
 """
 
 from pathlib import Path
@@ -23,6 +24,14 @@ def main() -> None:
     p.add_argument(
         "--config", default="configs/lenet_tutorial.yml", help="the recipe the training cases time"
     )
+    p.add_argument(
+        "--fast-config",
+        default="configs/lenet_fast.yml",
+        help="the recipe of the race to 99%% test accuracy, here and in PyTorch",
+    )
+    p.add_argument(
+        "--service-seconds", type=int, default=10, help="seconds of wrk load on the service"
+    )
     p.add_argument("--data-root", default="data/mnist", help="MNIST files (default: data/mnist)")
     p.add_argument("--out", default="output/bench", help="where results go (default: output/bench)")
     p.add_argument(
@@ -33,7 +42,7 @@ def main() -> None:
     args = p.parse_args()
     quiet_paddle(args.verbose)
     with user_errors():
-        from mnist_paddle.bench import benchmark
+        from mnist_paddle.bench import benchmark, report
         from mnist_paddle.serving.inference import read_metadata
 
         # a clear error now rather than after the training cases
@@ -46,8 +55,10 @@ def main() -> None:
             Path(args.config),
             args.epochs,
             args.inference_only,
+            Path(args.fast_config),
+            args.service_seconds,
         )
-        print(benchmark.to_markdown(results))
+        print(report.to_markdown(results))
 
 
 if __name__ == "__main__":

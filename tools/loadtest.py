@@ -3,8 +3,8 @@
     python deploy/serve.py &                # in another terminal
     python tools/loadtest.py [--url http://127.0.0.1:8000] [--requests 2000] [--concurrency 16]
 
-Posts the labelled sample digits of deploy/samples/ in turn and checks every answer; writes
-output/bench/serve_load.{json,md}. Exits 1 if any request failed.
+Posts the labelled sample digits of deploy/samples/ in turn (JSON, over kept-alive connections)
+and checks every answer; writes output/bench/serve_load.{json,md}. Exits 1 if any request failed.
 """
 
 from pathlib import Path

@@ -1,10 +1,13 @@
-"""Training and inference speed, measured side by side in one sitting.
+"""Training, inference and service speed, measured side by side in one sitting.
 
-Training: the three cases of training.py (this project, the tutorial's code, PyTorch).
+Training: the three cases of training.py (this project, the tutorial's code, PyTorch), and the
+race to 99% test accuracy (DAWNBench's figure) on configs/lenet_fast.yml, here and in PyTorch.
 Inference of the exported model: Paddle Inference through the project's predictor, ONNX Runtime on
 the paddle2onnx conversion of the same model (if installed), and the dygraph model of the
 checkpoint it was exported from, at batch 1, 64 and 1024; and the `deploy/infer.py` command's
 wall time (`python -m mnist_paddle.serving.infer`), process start included, for 1 and 1,000 PNGs.
+Service: deploy/serve.py under wrk and tools/loadtest.py (loadtest.bench_service). Profiles
+(profiles.py) of where the predictor's and a training step's time goes.
 """
 
 from __future__ import annotations
@@ -22,17 +25,23 @@ import cv2
 import numpy as np
 import paddle
 
-from mnist_paddle.bench import training
+from mnist_paddle.bench import profiles, report, training
+from mnist_paddle.bench.loadtest import bench_service
 from mnist_paddle.bench.numbers import time_number
 from mnist_paddle.errors import UserError
 from mnist_paddle.fileio import write_json, write_text
 from mnist_paddle.serving.inference import Recognizer
 from mnist_paddle.serving.onnx import OnnxPredictor
 from mnist_paddle.train.checkpoint import load_network, resolve_checkpoint
+from mnist_paddle.train.config import load_config
 from mnist_paddle.train.data import mnist_files, read_idx
 from mnist_paddle.train.onnx import export_onnx
 
 BATCHES = (1, 64, 1024)
+TARGET = 0.99  # test accuracy of the time-to-accuracy race
+# the service's load: JSON posts of one real-looking PNG (an MNIST test digit on paper, 112x112)
+SERVICE_SAMPLE = Path(__file__).parents[2] / "deploy" / "samples" / "paper_0008_label5.png"
+SERVICE_LABEL = 5
 CALLS = {1: 2000, 64: 500, 1024: 30}  # timed predictor calls per batch size
 
 
@@ -177,90 +186,48 @@ def run(
     config: Path,
     epochs: int,
     inference_only: bool = False,
+    fast_config: Path = Path("configs/lenet_fast.yml"),
+    service_seconds: int = 10,
 ) -> dict:
-    """The whole benchmark: training cases of the recipe `config` (unless `inference_only`),
-    then inference of the export in `model_dir` (and of `checkpoint`, its source, in dygraph);
-    writes results.{json,md}."""
-    results = {"environment": environment(), "training": {}, "inference": {}}
+    """The whole benchmark: training cases of the recipe `config` and the race to 99% test accuracy
+    on `fast_config` (unless `inference_only`), then inference of the export in `model_dir` (and of
+    `checkpoint`, its source, in dygraph), the service under load, and the profiles that explain
+    the gaps; writes results.{json,md}."""
+    results = {"environment": environment(), "training": {}, "time_to_accuracy": {}}
     for case in () if inference_only else training.CASES:
         print(f"training: {case} ({epochs} epochs) ...", flush=True)
         results["training"][case] = training.run_case(case, epochs, str(data_root), str(config))
+    if not inference_only:
+        results["time_to_accuracy"] = race(data_root, fast_config)
+        print("profile: one training step ...", flush=True)
+        results["training_profile"] = profiles.training_profile()
     print("inference: predictor, ONNX Runtime, dygraph ...", flush=True)
     results["inference"] = bench_inference(model_dir, checkpoint)
+    print("inference: profiles ...", flush=True)
+    results["predictor_profile"] = profiles.predictor_profile(model_dir)
+    results["batch1_profile"] = profiles.batch1_profile(model_dir)
     print("inference: deploy/infer.py ...", flush=True)
     results["infer_cli"] = bench_infer_cli(model_dir, data_root)
     results["number"] = time_number(Recognizer(model_dir), data_root)
-    results["ratios"] = _ratios(results)
+    print("service: wrk and tools/loadtest.py ...", flush=True)
+    png = SERVICE_SAMPLE.read_bytes()
+    results["service"] = bench_service(model_dir, png, SERVICE_LABEL, service_seconds)
+    results["ratios"] = report.ratios(results)
     write_json(out_dir / "results.json", results)
-    markdown = to_markdown(results)
+    markdown = report.to_markdown(results)
     write_text(out_dir / "results.md", markdown)
     return results
 
 
-def _ratios(r: dict) -> dict:
-    train, inf = r["training"], r["inference"]
-    ratios = {}
-    if "seconds_per_epoch" in train.get("project", {}):
-        for other in ("tutorial", "pytorch"):
-            if "seconds_per_epoch" in train[other]:
-                ratios[f"train_project_over_{other}"] = (
-                    train["project"]["seconds_per_epoch"] / train[other]["seconds_per_epoch"]
-                )
-    for other in ("onnxruntime", "dygraph"):
-        if "skipped" not in inf[other]:
-            for batch in BATCHES:
-                ratios[f"paddle_inference_over_{other}_images_per_second_b{batch}"] = (
-                    inf["paddle_inference"][str(batch)]["images_per_second"]
-                    / inf[other][str(batch)]["images_per_second"]
-                )
-    return ratios
-
-
-def to_markdown(r: dict) -> str:
-    env = r["environment"]
-    lines = [
-        f"{env['cores']} cores ({env['cpu']}); "
-        + ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v),
-        "",
-        "| training path | s / epoch (median) | images/s | test accuracy | project time / this |",
-        "| --- | ---: | ---: | ---: | ---: |",
-    ]
-    project = r["training"].get("project", {}).get("seconds_per_epoch")
-    for case, t in r["training"].items():
-        if "error" in t:
-            lines.append(f"| {case} | skipped: {t['error']} | | | |")
-            continue
-        ratio = f"{project / t['seconds_per_epoch']:.2f}" if project else ""
-        lines.append(
-            f"| {case} | {t['seconds_per_epoch']:.1f} | {t['images_per_second']:,.0f} "
-            f"| {t['test_acc']:.2%} | {ratio} |"
-        )
-    lines += [
-        "",
-        "| inference | batch 1 p50 / p99 (ms) | batch 64 images/s | batch 1024 images/s |",
-        "| --- | ---: | ---: | ---: |",
-    ]
-    for name, res in r["inference"].items():
-        if "skipped" in res:
-            lines.append(f"| {name} | skipped: {res['skipped']} | | |")
-            continue
-        b1 = res["1"]
-        lines.append(
-            f"| {name} | {b1['p50_ms']:.3f} / {b1['p99_ms']:.3f} "
-            f"| {res['64']['images_per_second']:,.0f} | {res['1024']['images_per_second']:,.0f} |"
-        )
-    cli = r["infer_cli"]
-    lines += [
-        "",
-        "| deploy/infer.py, process start included | seconds (median of 3) |",
-        "| --- | ---: |",
-    ]
-    lines += [f"| {k.replace('_', ' ')} | {v['seconds']:.2f} |" for k, v in cli.items()]
-    if "number" in r:
-        n = r["number"]
-        lines += [
-            "",
-            f"Reading a {n['digits']}-digit handwritten number ({n['pixels'][1]}x{n['pixels'][0]} "
-            f"px): {n['p50_ms']:.1f} ms median, {n['p99_ms']:.1f} ms p99 (process start excluded).",
-        ]
-    return "\n".join(lines) + "\n"
+def race(data_root: Path, config: Path, target: float = TARGET) -> dict:
+    """The recipe `config` in this project and in PyTorch, each epoch followed by a test
+    evaluation: training seconds until the test accuracy first reaches `target`."""
+    epochs = load_config(config).train.epochs
+    out = {"config": str(config), "target": target, "epochs": epochs}
+    for case in ("project", "pytorch"):
+        print(f"time to {target:.1%}: {case} ({config}, {epochs} epochs) ...", flush=True)
+        result = training.run_case(case, epochs, str(data_root), str(config))
+        if "error" not in result:
+            result["seconds_to_target"] = training.time_to_accuracy(result, target)
+        out[case] = result
+    return out

@@ -6,7 +6,8 @@
     gpu         GPU and TensorRT predictor configs, the TensorRT engine cache
     onnx        ONNX Runtime on the export's inference.onnx (--runtime onnxruntime)
     infer       the deploy/infer.py command
-    service     the FastAPI app of deploy/serve.py, with page.html (the draw-a-digit page)
+    service     the FastAPI app, with page.html (the draw-a-digit page)
+    serve       the deploy/serve.py command: uvicorn, one worker process per core
 
 May import: only the shared modules at the top of the package (cli, errors, fileio, digits) and
 each other. Never `train`, `models` or `bench`: a deployment needs the export folder alone

@@ -156,18 +156,8 @@ class TrainLoader:
         (elastic) and change its stroke weight; the background is kept."""
         a = self.augment
         n, _, height, width = images.shape
-        angle = np.deg2rad(rng.uniform(-a.rotate, a.rotate, n))
-        scale = rng.uniform(1 - a.scale, 1 + a.scale, n)
-        # grid coordinates run from -1 to 1 across the image: one pixel is 2 / width of them
-        shift = rng.uniform(-a.shift, a.shift, (n, 2)) * 2 / width
-        shear = rng.uniform(-a.shear, a.shear, n) if a.shear else np.zeros(n)
-        cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
-        # (N, 2, 3): where each output pixel samples the input; shear slants x along y
-        theta = np.stack(
-            [np.stack([cos, shear - sin, shift[:, 0]], 1), np.stack([sin, cos, shift[:, 1]], 1)],
-            1,
-        )
-        grid = F.affine_grid(paddle.to_tensor(theta, "float32"), [n, 1, height, width], False)
+        theta = affine_theta(a, n, width, rng)
+        grid = F.affine_grid(paddle.to_tensor(theta), [n, 1, height, width], False)
         if a.elastic:  # (N, H, W, 2): a smooth random displacement of up to ~elastic pixels
             coarse = rng.normal(0, a.elastic * 2 / width, (n, 2, 4, 4)).astype(np.float32)
             field = F.interpolate(paddle.to_tensor(coarse), [height, width], mode="bicubic")
@@ -180,3 +170,16 @@ class TrainLoader:
             lighter = -F.max_pool2d(-moved, 3, stride=1, padding=1)
             moved = moved + paddle.where(weight > 0, bolder - moved, moved - lighter) * weight
         return moved + self.background
+
+
+def affine_theta(a: AugmentConfig, n: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """(N, 2, 3) float32 affine_grid matrices: where each output pixel samples the input, for a
+    random rotation, scale, shift and slant (shear moves x along y) of each of n images."""
+    angle = np.deg2rad(rng.uniform(-a.rotate, a.rotate, n))
+    scale = rng.uniform(1 - a.scale, 1 + a.scale, n)
+    # grid coordinates run from -1 to 1 across the image: one pixel is 2 / width of them
+    shift = rng.uniform(-a.shift, a.shift, (n, 2)) * 2 / width
+    shear = rng.uniform(-a.shear, a.shear, n) if a.shear else np.zeros(n)
+    cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
+    rows = [np.stack([cos, shear - sin, shift[:, 0]], 1), np.stack([sin, cos, shift[:, 1]], 1)]
+    return np.stack(rows, 1).astype(np.float32)
