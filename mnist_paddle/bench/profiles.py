@@ -4,8 +4,8 @@
                        (ONEDNN_VERBOSE, in a child process: oneDNN reads it once) against
                        ONNX Runtime's nodes (its own profiler), in ms per call
     batch1_profile     the exported model at batch 1 on Paddle Inference's plain CPU kernels
-                       (the single-image predictor): microseconds per call of each op (its own
-                       profiler, Config.enable_profile)
+                       (the single-image predictor): microseconds per image of each kind of op
+                       (its own profiler, Config.enable_profile)
     training_profile   one LeNet training step in dygraph (paddle.profiler): the share of each
                        op, forward and backward
 
@@ -87,7 +87,8 @@ def _onnxruntime_profile(model_dir: Path, batch: int) -> list | str:
 
 
 def batch1_profile(model_dir: Path, calls: int = 2000) -> list | dict:
-    """(op, microseconds per call) of the single-image predictor, slowest first."""
+    """(op, microseconds per predictor call, all ops of that kind together) of the single-image
+    predictor, slowest first."""
     cmd = [sys.executable, "-m", __name__, "batch1", str(model_dir), str(calls)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:

@@ -132,7 +132,7 @@ def _profiles(r: dict) -> list[str]:
     batch1 = r.get("batch1_profile")
     if isinstance(batch1, list) and batch1:
         ops = ", ".join(f"{name} {us:.1f}" for name, us in batch1)
-        lines += ["", f"Batch 1 on Paddle's plain kernels, microseconds per call: {ops}."]
+        lines += ["", f"Batch 1 on Paddle's plain kernels, microseconds per image by op: {ops}."]
     step = r.get("training_profile")
     if step:
         ops = ", ".join(f"{name} {share:.0%}" for name, share in step[:PROFILE_ROWS])
