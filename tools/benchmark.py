@@ -25,7 +25,7 @@ def main() -> None:
         "--config", default="configs/lenet_tutorial.yml", help="the recipe the training cases time"
     )
     p.add_argument(
-        "--fast-config",
+        "--race-config",
         default="configs/lenet_fast.yml",
         help="the recipe of the race to 99%% test accuracy, here and in PyTorch",
     )
@@ -55,7 +55,7 @@ def main() -> None:
             Path(args.config),
             args.epochs,
             args.inference_only,
-            Path(args.fast_config),
+            Path(args.race_config),
             args.service_seconds,
         )
         print(report.to_markdown(results))

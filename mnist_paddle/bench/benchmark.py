@@ -186,11 +186,11 @@ def run(
     config: Path,
     epochs: int,
     inference_only: bool = False,
-    fast_config: Path = Path("configs/lenet_fast.yml"),
+    race_config: Path = Path("configs/lenet_fast.yml"),
     service_seconds: int = 10,
 ) -> dict:
     """The whole benchmark: training cases of the recipe `config` and the race to 99% test accuracy
-    on `fast_config` (unless `inference_only`), then inference of the export in `model_dir` (and of
+    on `race_config` (unless `inference_only`), then inference of the export in `model_dir` (and of
     `checkpoint`, its source, in dygraph), the service under load, and the profiles that explain
     the gaps; writes results.{json,md}."""
     results = {"environment": environment(), "training": {}, "time_to_accuracy": {}}
@@ -198,7 +198,7 @@ def run(
         print(f"training: {case} ({epochs} epochs) ...", flush=True)
         results["training"][case] = training.run_case(case, epochs, str(data_root), str(config))
     if not inference_only:
-        results["time_to_accuracy"] = race(data_root, fast_config)
+        results["time_to_accuracy"] = race(data_root, race_config)
         print("profile: one training step ...", flush=True)
         results["training_profile"] = profiles.training_profile()
     print("inference: predictor, ONNX Runtime, dygraph ...", flush=True)
