@@ -179,8 +179,7 @@ def _torch_augmenter(a, background: float):
         grid = F.affine_grid(theta, [n, 1, height, width], align_corners=False)
         moved = F.grid_sample(images - background, grid, align_corners=False)
         if a.stroke:  # towards the 3x3 dilation (bolder) or erosion (lighter), as the loader
-            weight = torch.from_numpy(rng.uniform(-a.stroke, a.stroke, (n, 1, 1, 1)))
-            weight = weight.float()
+            weight = torch.from_numpy(rng.uniform(-a.stroke, a.stroke, (n, 1, 1, 1))).float()
             bolder = F.max_pool2d(moved, 3, stride=1, padding=1)
             lighter = -F.max_pool2d(-moved, 3, stride=1, padding=1)
             moved = moved + torch.where(weight > 0, bolder - moved, moved - lighter) * weight
