@@ -27,8 +27,13 @@ from urllib.parse import urlsplit
 import numpy as np
 
 
+def _json_body(png: bytes) -> bytes:
+    """The service's JSON request for one PNG, as the page sends it."""
+    return json.dumps({"image": base64.b64encode(png).decode("ascii")}).encode()
+
+
 def _request(host: str, port: int, png: bytes) -> bytes:
-    body = json.dumps({"image": base64.b64encode(png).decode("ascii")}).encode()
+    body = _json_body(png)
     head = (
         f"POST /predict HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
@@ -68,6 +73,7 @@ async def _load(url: str, images: list[tuple[bytes, int]], requests: int, concur
                     digit = answer["results"][0].get("digit") if status == 200 else None
                 except (OSError, asyncio.IncompleteReadError, ValueError, KeyError) as e:
                     failures.append(f"request {i}: {type(e).__name__}: {e}")
+                    writer.close()  # its stream is in an unknown state: start a fresh one
                     reader, writer = await asyncio.open_connection(host, port)
                     continue
                 latencies.append(time.perf_counter() - start)
@@ -174,9 +180,8 @@ def _workers(server: subprocess.Popen) -> int | None:
 def _wrk(url: str, png: bytes, seconds: int) -> dict:
     if shutil.which("wrk") is None:
         return {"skipped": "wrk is not installed (apt install wrk)"}
-    body = json.dumps({"image": base64.b64encode(png).decode("ascii")})
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "body.json").write_text(body)
+        (Path(tmp) / "body.json").write_bytes(_json_body(png))
         (Path(tmp) / "post.lua").write_text(WRK_SCRIPT)
         cmd = [shutil.which("wrk"), "-t2", "-c16", f"-d{seconds}s", "--latency"]
         cmd += ["-s", f"{tmp}/post.lua", f"{url}/predict"]
