@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,8 @@ from mnist_paddle.models import MODELS
 from mnist_paddle.train.config import Config, load_config, save_config
 
 CONFIGS = sorted((ROOT / "configs").glob("*.yml"))
+# fine-tuning configs name no model: it comes from the checkpoint they start from
+FINETUNE = {"finetune.yml": "lenet.yml", "three_conv_finetune.yml": "three_conv_typeset.yml"}
 
 
 def test_tutorial_config_is_the_tutorials_recipe():
@@ -42,19 +45,32 @@ def test_default_config_is_the_tutorials_network_for_5_epochs():
     assert cfg.run_dir == Path("output/lenet")
 
 
-def test_finetune_config_continues_the_default_run():
-    cfg = load_config(ROOT / "configs" / "finetune.yml")
-    assert cfg.train.init_from == "output/lenet/final"
+@pytest.mark.parametrize("finetune, base", FINETUNE.items())
+def test_finetune_configs_continue_their_base_run(finetune, base):
+    cfg, base_cfg = load_config(ROOT / "configs" / finetune), load_config(ROOT / "configs" / base)
+    assert cfg.train.init_from == f"{base_cfg.run_dir}/final"
     assert (cfg.train.epochs, cfg.train.lr) == (2, 1e-4)
     assert cfg.model.name == ""  # taken from the checkpoint
     # the base run's validation images stay held out: export calibrates on them
-    assert cfg.data.val_size == load_config(ROOT / "configs" / "lenet.yml").data.val_size > 0
+    assert cfg.data.val_size == base_cfg.data.val_size > 0
+    assert cfg.data.typeset == base_cfg.data.typeset
+
+
+def test_the_pipeline_trains_fine_tunes_and_exports_one_lineage():
+    script = (ROOT / "scripts" / "run_pipeline.sh").read_text()
+    train, finetune = (
+        re.search(r"train.py -c (\S+)", script),
+        re.search(r"finetune.py -c (\S+)", script),
+    )
+    tuned = load_config(ROOT / finetune[1])
+    assert tuned.train.init_from == f"{load_config(ROOT / train[1]).run_dir}/final"
+    assert f"export.py --checkpoint {tuned.run_dir}/final" in script
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_every_config_loads_and_names_a_registered_model(path):
     cfg = load_config(path)
-    assert cfg.model.name in MODELS or path.name == "finetune.yml"
+    assert cfg.model.name in MODELS or path.name in FINETUNE
     if cfg.data.val_size:  # the validation images come out of the 60,000 training images
         assert cfg.data.train_limit == 0 or cfg.data.val_size < cfg.data.train_limit
 
