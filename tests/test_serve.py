@@ -1,8 +1,12 @@
 """deploy/serve.py, started as a user starts it, through a real HTTP client and a real browser."""
 
 import base64
+import contextlib
+import os
 import shutil
+import socket
 import time
+from pathlib import Path
 
 import cv2
 import httpx
@@ -239,6 +243,64 @@ def test_load_of_concurrent_requests_without_a_failure(server, infer_answers):
     result = run_load(server, images, requests=300, concurrency=16)
     assert result["failed"] == 0, result["failures"]
     assert result["requests_per_second"] > 10
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _sockets(pid: int) -> set[str]:
+    """The inodes of the sockets `pid` holds open."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # an fd closed while we look
+            link = os.readlink(fd)
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    return inodes
+
+
+def _tcp(port: int, state: str) -> set[str]:
+    """Inodes of the IPv4 TCP sockets on local `port` in `state` (/proc/net/tcp: 0A listen,
+    01 established)."""
+    rows = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+    return {r[9] for r in rows if int(r[1].split(":")[1], 16) == port and r[3] == state}
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's /proc")
+def test_workers_share_connections_opened_at_once_and_stop_together(exported):
+    process, url = start_server(exported, "--workers", "2")
+    port = int(url.rsplit(":", 1)[1])
+    try:
+        # each worker listens on a socket of its own (SO_REUSEPORT): the kernel spreads new
+        # connections over them, where on one shared socket the first awake worker took them all
+        deadline = time.monotonic() + 60  # the server answers once its first worker is up
+        while True:
+            listening = _tcp(port, "0A")
+            workers = [c for c in _children(process.pid) if _sockets(c) & listening]
+            if len(workers) == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert len(listening) == len(workers) == 2
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(16)]
+        for client in clients:
+            client.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        for client in clients:
+            assert client.recv(64).startswith(b"HTTP/1.1 200")
+        connected = _tcp(port, "01")  # the server's ends (and the clients', held by this process)
+        held = [len(_sockets(w) & connected) for w in workers]
+        assert sum(held) == 16 and min(held) >= 1, held  # all 16 on one worker: odds 1 in 32,768
+        for client in clients:
+            client.close()
+
+        second = run_tool("deploy/serve.py", "--model-dir", str(exported), "--port", str(port))
+        assert_one_line_error(second, f"cannot listen on 127.0.0.1:{port}", "in use")
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=30)[0]
+    assert process.returncode == 0, output
+    assert "Error" not in output  # no C++ "FatalError" dump from Paddle's signal handler
+    assert not any(Path(f"/proc/{w}").exists() for w in workers)
 
 
 def test_a_broken_export_is_one_line_at_start(tmp_path):
