@@ -22,11 +22,11 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import queue
 import signal
 import socket
 import threading
 import time
-from multiprocessing.connection import wait
 
 from mnist_paddle.cli import parser, quiet_paddle, user_errors
 from mnist_paddle.errors import UserError
@@ -82,10 +82,9 @@ def main() -> None:
                 "runtime": args.runtime,
             }
         )
-        print(
+        banner = (
             f"serving {args.model_dir} ({meta['model']['name']}) on "
-            f"http://{args.host}:{args.port}/ with {args.workers} worker(s); Ctrl-C stops",
-            flush=True,
+            f"http://{args.host}:{args.port}/ with {args.workers} worker(s); Ctrl-C stops"
         )
         options = dict(
             app="mnist_paddle.serving.service:app_from_environment",
@@ -96,8 +95,9 @@ def main() -> None:
             log_level="info" if args.verbose else "warning",
         )
         if args.workers > 1 and hasattr(socket, "SO_REUSEPORT"):
-            run_workers(uvicorn.Config(**options))
+            run_workers(uvicorn.Config(**options), banner)  # says it once every worker is up
         else:
+            print(banner, flush=True)
             uvicorn.run(**options)
 
 
@@ -130,8 +130,9 @@ def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-def serve_worker(config) -> None:
-    """One worker process: its own listening socket on the shared port, one uvicorn server."""
+def serve_worker(config, ready) -> None:
+    """One worker process: its own listening socket on the shared port, one uvicorn server; puts
+    its pid on `ready` once the server has started."""
     import paddle
     import uvicorn
 
@@ -140,10 +141,18 @@ def serve_worker(config) -> None:
     paddle.disable_signal_handler()  # Paddle's dumps a C++ "FatalError" on SIGTERM
     sock = reuseport_socket(config.host, config.port)
     sock.listen(config.backlog)
+    server = uvicorn.Server(config)
+    threading.Thread(target=_report_started, args=(server, ready), daemon=True).start()
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     # Ctrl-C reaches every process of the terminal; the parent stops the others, quietly
     with contextlib.suppress(KeyboardInterrupt):
-        uvicorn.Server(config).run(sockets=[sock])
+        server.run(sockets=[sock])
+
+
+def _report_started(server, ready) -> None:
+    while not server.started:  # set once the app's startup (its predictors) is done
+        time.sleep(0.05)
+    ready.put(os.getpid())
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -153,34 +162,36 @@ def _exit_with_parent(parent: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-# a worker that ends sooner than this after its start is failing, not crashing once: stop
-STARTUP_SECONDS = 20.0
-
-
-def run_workers(config) -> None:
-    """`config.workers` processes of `serve_worker`, until Ctrl-C or SIGTERM; a worker that dies
-    is started again, unless it died while starting up (then the service stops with an error)."""
+def run_workers(config, banner: str) -> None:
+    """`config.workers` processes of `serve_worker`; prints `banner` once all have started, then
+    serves until Ctrl-C or SIGTERM. A worker that dies is started again, unless it died before it
+    started (then the service stops with an error)."""
     config.port = free_port(config.host, config.port)
     # bound, never listened on: holds the port between a worker's end and its successor's start
     guard = reuseport_socket(config.host, config.port)
     spawn = multiprocessing.get_context("spawn")
-    workers: dict[int, tuple[multiprocessing.Process, float]] = {}  # slot -> (process, start)
+    ready = spawn.Queue()
+    started: set[int] = set()  # pids of the workers that have started
+    workers: dict[int, multiprocessing.Process] = {}  # slot -> process
 
     def start(slot: int) -> None:
-        process = spawn.Process(target=serve_worker, args=(config,), daemon=True)
-        process.start()
-        workers[slot] = (process, time.monotonic())
+        workers[slot] = spawn.Process(target=serve_worker, args=(config, ready), daemon=True)
+        workers[slot].start()
 
-    signal_stop = _stop_on_sigterm()
+    stop = _stop_on_sigterm()
     try:
         for slot in range(config.workers):
             start(slot)
-        while not signal_stop.is_set():
-            wait([p.sentinel for p, _ in workers.values()], timeout=1.0)
-            for slot, (process, started) in list(workers.items()):
-                if process.is_alive() or signal_stop.is_set():
+        while not stop.is_set():
+            with contextlib.suppress(queue.Empty):
+                started.add(ready.get(timeout=0.5))
+            if banner and len(started) == config.workers:
+                print(banner, flush=True)
+                banner = ""
+            for slot, process in list(workers.items()):
+                if process.is_alive() or stop.is_set():
                     continue
-                if time.monotonic() - started < STARTUP_SECONDS:
+                if process.pid not in started:
                     raise UserError(
                         f"a worker stopped while starting (exit code {process.exitcode}); "
                         "run with --workers 1 --verbose to see why"
@@ -192,9 +203,9 @@ def run_workers(config) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        for process, _ in workers.values():
+        for process in workers.values():
             process.terminate()
-        for process, _ in workers.values():
+        for process in workers.values():
             process.join(timeout=30)
         guard.close()
 
