@@ -170,14 +170,18 @@ class Recognizer:
         return results
 
     def digit_probabilities(self, digits: list[np.ndarray], batch_size: int = 256) -> np.ndarray:
-        """(28, 28) MNIST-like digits (`preprocess.load_digit`) -> (N, classes) probabilities,
-        normalized as the export says and run `batch_size` at a time."""
+        """(28, 28) MNIST-like digits (`preprocess.load_digit`) -> (N, classes) calibrated
+        probabilities, normalized as the export says and run `batch_size` at a time."""
+        return softmax(self.digit_logits(digits, batch_size), self.temperature)
+
+    def digit_logits(self, digits: list[np.ndarray], batch_size: int = 256) -> np.ndarray:
+        """(28, 28) MNIST-like digits -> (N, classes) logits, `batch_size` at a time."""
         mean, std = self.normalize["mean"], self.normalize["std"]
-        probs = []
+        logits = []
         for start in range(0, len(digits), batch_size):
             batch = normalize(np.stack(digits[start : start + batch_size])[:, None], mean, std)
-            probs.append(self.probabilities(batch))
-        return np.concatenate(probs)
+            logits.append(self.logits(batch))
+        return np.concatenate(logits)
 
     def answer(self, probs: np.ndarray) -> dict:
         """{"digit", "prob", "sure", "top"} for one image's class probabilities."""
