@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import DATA, assert_one_line_error, run_tool, start_server
 
-from mnist_paddle.bench.numbers import compose, scores
+from mnist_paddle.bench.numbers import compose, number_on_paper, scores
 from mnist_paddle.serving.inference import Recognizer
 from mnist_paddle.serving.numbers import read_number
 from mnist_paddle.train.data import mnist_files, read_idx
@@ -81,6 +81,31 @@ def test_a_digit_in_pieces_stays_one_digit(recognizer, clear_digits):
     count, _ = cv2.connectedComponents((ink[:, :18] > 0.3).astype(np.uint8))
     assert count - 1 >= 2  # the 5 is in pieces now
     assert read_number(recognizer, page(ink))["number"] == "54"
+
+
+def test_what_is_read_does_not_depend_on_the_calibration(exported):
+    """The reading is chosen on the model's own probabilities; the export's temperature only
+    changes the probabilities reported (a sharpening one made cutting a digit into confidently
+    read pieces cheap)."""
+    rng = np.random.default_rng(1)
+    images = read_idx(mnist_files(DATA, "test")[0])
+    numbers = [
+        cv2.cvtColor(
+            number_on_paper(list(images[rng.integers(0, 1000, 5)]), rng), cv2.COLOR_BGR2GRAY
+        )
+        for _ in range(60)
+    ]
+    readings = {}
+    for temperature in (0.2, 1.0):
+        recognizer = Recognizer(exported)
+        recognizer.temperature = temperature
+        readings[temperature] = [read_number(recognizer, gray) for gray in numbers]
+    for sharp, raw in zip(readings[0.2], readings[1.0]):
+        assert sharp["number"] == raw["number"]
+        assert [d["box"] for d in sharp["digits"]] == [d["box"] for d in raw["digits"]]
+        # the reported probabilities are the calibrated ones: sharper at the lower temperature
+        assert all(s["prob"] >= r["prob"] for s, r in zip(sharp["digits"], raw["digits"]))
+    assert any(s["prob"] > r["prob"] for s, r in zip(readings[0.2], readings[1.0]))
 
 
 def test_no_ink_is_none(recognizer):
