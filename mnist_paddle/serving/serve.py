@@ -14,7 +14,7 @@ Workers listen on sockets of their own, bound to the same port with SO_REUSEPORT
 macOS), so that the kernel spreads new connections over them. On one shared socket, uvicorn's
 default, the worker that wakes first accepts every connection waiting: 16 connections opened at
 once by a client all landed on one of the two workers in about half of the runs here, which then
-did the work of both (950 requests/s instead of 1,550 with tools/loadtest.py).
+did the work of both (950 requests/s instead of about 1,600 with tools/loadtest.py).
 """
 
 import contextlib
