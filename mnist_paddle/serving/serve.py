@@ -27,6 +27,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 from mnist_paddle.cli import parser, quiet_paddle, user_errors
 from mnist_paddle.errors import UserError
@@ -82,10 +83,13 @@ def main() -> None:
                 "runtime": args.runtime,
             }
         )
-        banner = (
-            f"serving {args.model_dir} ({meta['model']['name']}) on "
-            f"http://{args.host}:{args.port}/ with {args.workers} worker(s); Ctrl-C stops"
-        )
+
+        def banner(port: int) -> str:
+            return (
+                f"serving {args.model_dir} ({meta['model']['name']}) on "
+                f"http://{args.host}:{port}/ with {args.workers} worker(s); Ctrl-C stops"
+            )
+
         options = dict(
             app="mnist_paddle.serving.service:app_from_environment",
             factory=True,
@@ -97,7 +101,7 @@ def main() -> None:
         if args.workers > 1 and hasattr(socket, "SO_REUSEPORT"):
             run_workers(uvicorn.Config(**options), banner)  # says it once every worker is up
         else:
-            print(banner, flush=True)
+            print(banner(args.port), flush=True)
             uvicorn.run(**options)
 
 
@@ -162,10 +166,10 @@ def _exit_with_parent(parent: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def run_workers(config, banner: str) -> None:
-    """`config.workers` processes of `serve_worker`; prints `banner` once all have started, then
-    serves until Ctrl-C or SIGTERM. A worker that dies is started again, unless it died before it
-    started (then the service stops with an error)."""
+def run_workers(config, banner: Callable[[int], str]) -> None:
+    """`config.workers` processes of `serve_worker`; prints `banner(port)` once all have
+    started, then serves until Ctrl-C or SIGTERM. A worker that dies is started again, unless it
+    died before it started (then the service stops with an error)."""
     config.port = free_port(config.host, config.port)
     # bound, never listened on: holds the port between a worker's end and its successor's start
     guard = reuseport_socket(config.host, config.port)
@@ -186,8 +190,8 @@ def run_workers(config, banner: str) -> None:
             with contextlib.suppress(queue.Empty):
                 started.add(ready.get(timeout=0.5))
             if banner and len(started) == config.workers:
-                print(banner, flush=True)
-                banner = ""
+                print(banner(config.port), flush=True)  # the port the kernel chose, for port 0
+                banner = None
             for slot, process in list(workers.items()):
                 if process.is_alive() or stop.is_set():
                     continue
