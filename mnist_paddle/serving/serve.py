@@ -107,27 +107,29 @@ def main() -> None:
 
 def reuseport_socket(host: str, port: int) -> socket.socket:
     """A TCP socket bound to (host, port) that other sockets of this user may bind as well."""
+    return _bound(host, port, share=True)
+
+
+def free_port(host: str, port: int) -> int:
+    """`port` (a free one if 0), checked by binding it without SO_REUSEPORT: a service already
+    listening there is an error, not a partner to share connections with."""
+    with _bound(host, port, share=False) as sock:
+        return sock.getsockname()[1]
+
+
+def _bound(host: str, port: int, share: bool) -> socket.socket:
+    """A TCP socket bound to (host, port), with SO_REUSEPORT if `share`; a port in use (or an
+    address that is not this machine's) is a `UserError`."""
     sock = socket.socket(_family(host), socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past connections may linger
+    if share:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as e:
         sock.close()
         raise UserError(f"cannot listen on {host}:{port}: {e.strerror}") from None
     return sock
-
-
-def free_port(host: str, port: int) -> int:
-    """`port` (a free one if 0), checked by binding it without SO_REUSEPORT: a service already
-    listening there is an error, not a partner to share connections with."""
-    with socket.socket(_family(host), socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past connections may linger
-        try:
-            sock.bind((host, port))
-        except OSError as e:
-            raise UserError(f"cannot listen on {host}:{port}: {e.strerror}") from None
-        return sock.getsockname()[1]
 
 
 def _family(host: str) -> socket.AddressFamily:
