@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import DATA, assert_one_line_error, run_tool, start_server
 
-from mnist_paddle.bench.numbers import compose, number_on_paper, scores
+from mnist_paddle.bench.numbers import number_on_paper, scores
 from mnist_paddle.serving.inference import Recognizer
 from mnist_paddle.serving.numbers import read_number
 from mnist_paddle.train.data import mnist_files, read_idx
@@ -118,14 +118,6 @@ def test_scores_count_missing_extra_and_wrong_digits():
     # 1 missing digit + 1 extra digit against 8 true digits
     assert result["digit_accuracy"] == pytest.approx(1 - 2 / 8)
     assert result["wrong_length"] == 2
-
-
-def test_composed_numbers_have_every_digit():
-    rng = np.random.default_rng(0)
-    digits = [np.pad(np.full((20, 10), 255, np.uint8), 4) for _ in range(4)]
-    ink = compose(digits, rng)
-    count, _ = cv2.connectedComponents((ink > 0.5).astype(np.uint8))
-    assert 1 <= count - 1 <= 4 and ink.shape[1] > 4 * 10
 
 
 def test_infer_number_json_and_debug_dir(exported, clear_digits, tmp_path):

@@ -45,6 +45,7 @@ def test_health(server):
         "status": "ok",
         "model": "lenet",
         "test_acc": pytest.approx(0.9, abs=0.1),
+        "number_model": False,
     }
 
 

@@ -23,53 +23,16 @@ from mnist_paddle.serving.preprocess import read_gray
 from mnist_paddle.train import synth
 
 GROUPS = ("numbers_paper", "numbers_printed")
-LENGTHS = (2, 6)  # digits per number, inclusive
-TOUCHING = 0.2  # share of neighbouring pairs that touch or overlap
-
-
-def compose(digits: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """28x28 MNIST digits (uint8) side by side as one handwritten number: (H, W) ink 0..1."""
-    pieces = []
-    for digit in digits:
-        ink = digit.astype(np.float32) / 255.0
-        cols = np.flatnonzero(ink.max(axis=0) > 0.1)
-        ink = ink[:, cols[0] : cols[-1] + 1]  # (28, w): the digit's own width
-        scale = rng.uniform(0.85, 1.15)
-        size = (max(1, round(ink.shape[1] * scale)), round(28 * scale))
-        pieces.append(cv2.resize(ink, size, interpolation=cv2.INTER_LINEAR))
-    height = max(p.shape[0] for p in pieces) + 10
-    x, placed = 4, []
-    for i, piece in enumerate(pieces):
-        if i:
-            touching = rng.random() < TOUCHING
-            x += int(rng.uniform(-4, -1) if touching else rng.uniform(1, 9))
-        top = int(rng.integers(0, height - piece.shape[0] + 1))  # baseline and size vary
-        placed.append((x, top, piece))
-        x += piece.shape[1]
-    canvas = np.zeros((height, x + 4), np.float32)
-    for left, top, piece in placed:
-        region = canvas[top : top + piece.shape[0], left : left + piece.shape[1]]
-        np.maximum(region, piece, out=region)
-    return canvas
 
 
 def number_on_paper(digits: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """A handwritten number photographed on paper (BGR), as `synth.pen_on_paper` does a digit."""
-    ink = compose(digits, rng)
-    scale = rng.uniform(1.5, 5.0)
-    ink = cv2.resize(ink, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC).clip(0, 1)
-    margin_y, margin_x = (int(s * rng.uniform(0.1, 0.6)) + 4 for s in ink.shape)
-    alpha = np.pad(ink, ((margin_y, margin_y), (margin_x, margin_x)))
-    paper, pen = rng.uniform(170, 255, size=3), rng.uniform(0, 90, size=3)
-    return synth.compose(alpha, paper, pen, rng)
-
-
-def number_length(rng: np.random.Generator) -> int:
-    return int(rng.integers(LENGTHS[0], LENGTHS[1] + 1))
+    """MNIST digits (uint8) as a number handwritten on paper (BGR): the number model's examples
+    are composed the same way, from the training digits (train/numbers.py)."""
+    return synth.number_on_paper(digits, rng)[0]
 
 
 def random_number(rng: np.random.Generator) -> str:
-    return "".join(str(d) for d in rng.integers(0, 10, number_length(rng)))
+    return "".join(str(d) for d in rng.integers(0, 10, synth.number_length(rng)))
 
 
 def scores(truth: list[str], read: list[str | None]) -> dict:

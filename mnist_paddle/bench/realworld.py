@@ -23,8 +23,8 @@ import numpy as np
 from PIL import Image
 
 from mnist_paddle.bench.numbers import evaluate as number_scores
-from mnist_paddle.bench.numbers import number_length, random_number
 from mnist_paddle.bench.numbers import number_on_paper as number_paper
+from mnist_paddle.bench.numbers import random_number
 from mnist_paddle.bench.numbers import to_markdown as numbers_table
 from mnist_paddle.digits import normalize
 from mnist_paddle.errors import UserError
@@ -33,6 +33,7 @@ from mnist_paddle.serving.inference import Recognizer
 from mnist_paddle.serving.preprocess import load_digit
 from mnist_paddle.train import calibrate, synth
 from mnist_paddle.train.data import mnist_files, read_idx
+from mnist_paddle.train.synth import number_length
 
 GROUPS = ("mnist_paper", "printed", "printed_unseen")
 

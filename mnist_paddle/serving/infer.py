@@ -67,6 +67,13 @@ def main(argv: list[str] | None = None) -> int:
             from mnist_paddle.serving.numbers import read_numbers
 
             results = read_numbers(recognizer, args.images, args.debug_dir)
+            if not recognizer.has_number_model and any("number" in r for r in results):
+                print(
+                    f"note: {args.model_dir} has no number model (`python tools/train_numbers.py` "
+                    "adds it); read with the digit model alone, which splits touching digits "
+                    "less well",
+                    file=sys.stderr,
+                )
         else:
             results = recognizer.recognize_args(args.images, debug_dir=args.debug_dir)
     for r in results:

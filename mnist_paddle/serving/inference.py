@@ -5,6 +5,9 @@ Needs only the export folder (`tools/export.py` writes it), never the training c
     metadata.json        model name, input name and shape, normalization, class names, accuracy
     inference.json       the PIR program (Model.save(..., training=False))
     inference.pdiparams  the parameters
+    number.json, number.pdiparams
+                         the number model, if tools/train_numbers.py has added it: the digit
+                         model taught an eleventh class, "not one digit" (serving/numbers.py)
 """
 
 from __future__ import annotations
@@ -93,6 +96,8 @@ class Recognizer:
             self._batch = self._single = OnnxPredictor(self._checked("onnx"), threads)
         else:
             self._create_paddle(device, threads, tensorrt, precision)
+        self._device, self._threads = device, threads
+        self._number = None  # the number model's predictor, made when first needed
         self.normalize = self.meta["normalize"]
         self.class_names = self.meta["class_names"]
         # softmax(logits / temperature): probabilities fitted to held-out images at export
@@ -176,12 +181,34 @@ class Recognizer:
 
     def digit_logits(self, digits: list[np.ndarray], batch_size: int = 256) -> np.ndarray:
         """(28, 28) MNIST-like digits -> (N, classes) logits, `batch_size` at a time."""
+        return self._batched(self.logits, digits, batch_size)
+
+    def _batched(self, run, digits: list[np.ndarray], batch_size: int) -> np.ndarray:
+        """`run` (normalized (n, 1, 28, 28) -> logits) over `digits`, `batch_size` at a time."""
         mean, std = self.normalize["mean"], self.normalize["std"]
         logits = []
         for start in range(0, len(digits), batch_size):
             batch = normalize(np.stack(digits[start : start + batch_size])[:, None], mean, std)
-            logits.append(self.logits(batch))
+            logits.append(run(np.ascontiguousarray(batch, dtype=np.float32)))
         return np.concatenate(logits)
+
+    @property
+    def has_number_model(self) -> bool:
+        return "number_model" in self.meta["files"]
+
+    def number_logits(self, digits: list[np.ndarray], batch_size: int = 256) -> np.ndarray:
+        """Candidate digits of a number, (28, 28) each -> (N, 11) logits of the number model:
+        the ten digits and "not one digit". Paddle Inference, on the CPU or the GPU (no
+        TensorRT: it is not worth building an engine for this model)."""
+        if self._number is None:
+            files = (self._checked("number_model"), self._checked("number_params"))
+            if self._device == "gpu":
+                config = gpu.gpu_config(*files)
+            else:
+                threads = self._threads or os.cpu_count() or 1
+                config = _cpu_config(*files, onednn=True, threads=threads)
+            self._number = self._create(config)
+        return self._batched(self._number.run, digits, batch_size)
 
     def answer(self, probs: np.ndarray) -> dict:
         """{"digit", "prob", "sure", "top"} for one image's class probabilities."""

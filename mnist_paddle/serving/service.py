@@ -2,7 +2,7 @@
 
     GET  /         the page: a canvas to draw on, the prediction, the ten probabilities, and
                    the 28x28 image the model saw
-    GET  /health   {"status": "ok", "model": ..., "test_acc": ...}
+    GET  /health   {"status": "ok", "model": ..., "test_acc": ..., "number_model": true/false}
     POST /predict  images as multipart uploads (field `image`, repeatable) or as JSON
                    {"image": "<base64>"} / {"images": [...]} (data URLs too); answers
                    {"results": [{"digit", "prob", "sure", "top", "probs"}]}, in order; with
@@ -88,6 +88,8 @@ def create_app(
     async def lifespan(app: FastAPI):
         state["recognizer"] = Recognizer(model_dir, min_prob=min_prob, runtime=runtime)
         state["inline"] = Recognizer(model_dir, min_prob=min_prob, runtime=runtime)
+        if state["recognizer"].has_number_model:  # its predictor too, before the first request
+            state["recognizer"].number_logits([np.zeros((28, 28), np.float32)])
         yield
 
     app = FastAPI(title="mnist-paddle", lifespan=lifespan, docs_url=None, redoc_url=None)
@@ -105,7 +107,12 @@ def create_app(
     @app.get("/health")
     async def health() -> dict:
         meta = state["recognizer"].meta
-        return {"status": "ok", "model": meta["model"]["name"], "test_acc": meta.get("test_acc")}
+        return {
+            "status": "ok",
+            "model": meta["model"]["name"],
+            "test_acc": meta.get("test_acc"),
+            "number_model": state["recognizer"].has_number_model,
+        }
 
     @app.post("/predict")
     async def predict(request: Request) -> JSONResponse:

@@ -2,7 +2,7 @@
 
     config      YAML configs with -o overrides, typed once (a dataclass per section)
     data        the MNIST files through paddle.vision, checked; the model's input spec
-    synth       typeset digits and pen-on-paper renders; the training/evaluation font split
+    synth       typeset digits and numbers, pen-on-paper renders; the train/evaluation font split
     loader      the data a run trains and evaluates on: batches, augmentation, validation split
     optim       optimizer, learning-rate schedule, loss
     engine      train / fine-tune / resume: one setup path, then paddle.Model.fit
@@ -15,6 +15,7 @@
     export      checkpoint -> static model for Paddle Inference, checked against dygraph
     calibrate   temperature and sure threshold, fitted at export on held-out images
     onnx        the ONNX twin of an export (paddle2onnx), checked through ONNX Runtime
+    numbers     the number model: an eleventh class, "not one digit", added to an export
 
 May import: the shared modules at the top of the package, `models`, and `serving` (export checks
 its model through the predictor and the preprocessing the deployment uses). Never `bench`.

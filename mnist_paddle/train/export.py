@@ -98,7 +98,7 @@ def _export(prefix: Path, meta: dict, out: Path, data_root: str, onnx: bool) -> 
             onnx_diff = _add_onnx(staging, metadata, images, logits)
         metadata |= calibrate_export(recognizer, meta, data_root)
         write_json(staging / METADATA, metadata)
-        _replace_dir(staging, out)
+        replace_dir(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     files = [f"{PREFIX}.json", f"{PREFIX}.pdiparams", METADATA]
@@ -228,7 +228,7 @@ def _check(
     return diff, images, got
 
 
-def _replace_dir(new: Path, target: Path) -> None:
+def replace_dir(new: Path, target: Path) -> None:
     """Move folder `new` to `target`, replacing an old `target` only once `new` is complete."""
     if target.exists():
         old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-old-"))

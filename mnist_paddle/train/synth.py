@@ -1,4 +1,6 @@
-"""Synthetic digit images: digits typeset in fonts, and MNIST digits re-rendered as pen on paper.
+"""Synthetic digit images: digits typeset in fonts, and MNIST digits re-rendered as pen on paper;
+whole numbers made of either, each pixel knowing whose digit it is (train/numbers.py learns from
+them).
 
 Training mixes them into MNIST so that the model reads what people feed it (bench/realworld.py
 builds its evaluation set with the same renderers, from the MNIST *test* digits and from fonts
@@ -46,6 +48,8 @@ EVAL_FONTS = {
 MATPLOTLIB_PREFIXES = ("DejaVuSans", "DejaVuSerif", "STIXGeneral", "cmr10", "cmss10", "cmtt10")
 # Linux Libertine's keyboard, initials and display cuts have no ordinary digits.
 SKIP = ("LinBiolinum_K", "LinLibertine_I.", "LinLibertine_DR", "Keyboard", "Initials")
+LENGTHS = (2, 6)  # digits per composed number, inclusive
+TOUCHING = 0.2  # share of neighbouring pairs of a handwritten number that touch or overlap
 
 
 def matplotlib_fonts() -> list[Path]:
@@ -160,3 +164,74 @@ def paper_digits(digits: np.ndarray, seed: int) -> np.ndarray:
         seen = to_mnist(page)
         out[i] = digit if seen is None else seen
     return out
+
+
+def handwritten_number(digits: list[np.ndarray], rng: np.random.Generator):
+    """MNIST digits (28x28 uint8) side by side as one handwritten number: (H, W) ink 0..1 and
+    (H, W) uint8 owners (k + 1 where digit k's ink is the strongest, 0 on the background)."""
+    pieces = []
+    for digit in digits:
+        ink = digit.astype(np.float32) / 255.0
+        cols = np.flatnonzero(ink.max(axis=0) > 0.1)
+        ink = ink[:, cols[0] : cols[-1] + 1]  # (28, w): the digit's own width
+        scale = rng.uniform(0.85, 1.15)
+        size = (max(1, round(ink.shape[1] * scale)), round(28 * scale))
+        pieces.append(cv2.resize(ink, size, interpolation=cv2.INTER_LINEAR))
+    height = max(p.shape[0] for p in pieces) + 10
+    x, placed = 4, []
+    for i, piece in enumerate(pieces):
+        if i:
+            touching = rng.random() < TOUCHING
+            x += int(rng.uniform(-4, -1) if touching else rng.uniform(1, 9))
+        top = int(rng.integers(0, height - piece.shape[0] + 1))  # baseline and size vary
+        placed.append((x, top, piece))
+        x += piece.shape[1]
+    canvas = np.zeros((height, x + 4), np.float32)
+    owners = np.zeros((height, x + 4), np.uint8)
+    for k, (left, top, piece) in enumerate(placed):
+        rows, cols = slice(top, top + piece.shape[0]), slice(left, left + piece.shape[1])
+        owners[rows, cols][(piece > canvas[rows, cols]) & (piece > 0.05)] = k + 1
+        np.maximum(canvas[rows, cols], piece, out=canvas[rows, cols])
+    return canvas, owners
+
+
+def number_on_paper(digits: list[np.ndarray], rng: np.random.Generator):
+    """A handwritten number photographed on paper, as `pen_on_paper` does a digit: BGR page,
+    and its owners (see `handwritten_number`)."""
+    ink, owners = handwritten_number(digits, rng)
+    scale = rng.uniform(1.5, 5.0)
+    ink = cv2.resize(ink, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC).clip(0, 1)
+    owners = cv2.resize(owners, ink.shape[::-1], interpolation=cv2.INTER_NEAREST)
+    margins = tuple((int(s * rng.uniform(0.1, 0.6)) + 4,) * 2 for s in ink.shape)
+    paper, pen = rng.uniform(170, 255, size=3), rng.uniform(0, 90, size=3)
+    return compose(np.pad(ink, margins), paper, pen, rng), np.pad(owners, margins)
+
+
+def typeset_number(text: str, font_file: Path, rng: np.random.Generator):
+    """`text` typeset in `font_file`, dark on light or light on dark (BGR), and its owners."""
+    font = _font(font_file, int(rng.integers(20, 120)))
+    left, top, right, bottom = font.getbbox(text)
+    size = (right - left + 8, bottom - top + 8)
+    coverage, owners = np.zeros(size[::-1], np.float32), np.zeros(size[::-1], np.uint8)
+    for k, char in enumerate(text):
+        image = Image.new("L", size, 0)
+        ImageDraw.Draw(image).text((4 - left + font.getlength(text[:k]), 4 - top), char, 255, font)
+        glyph = np.asarray(image, np.float32) / 255.0
+        owners[(glyph > coverage) & (glyph > 0.05)] = k + 1
+        np.maximum(coverage, glyph, out=coverage)
+    shear = rng.uniform(-0.3, 0.3)
+    h, w = coverage.shape
+    matrix = np.float32([[1, shear, max(0.0, -shear * h)], [0, 1, 0]])
+    out = (w + int(abs(shear) * h) + 1, h)
+    coverage = cv2.warpAffine(coverage, matrix, out)
+    owners = cv2.warpAffine(owners, matrix, out, flags=cv2.INTER_NEAREST)
+    margins = tuple((int(s * rng.uniform(0.15, 1.0)) + 4,) * 2 for s in coverage.shape)
+    if rng.random() < 0.3:  # light on dark
+        background, color = rng.uniform(0, 90, size=3), rng.uniform(170, 255, size=3)
+    else:
+        background, color = rng.uniform(160, 255, size=3), rng.uniform(0, 100, size=3)
+    return compose(np.pad(coverage, margins), background, color, rng), np.pad(owners, margins)
+
+
+def number_length(rng: np.random.Generator) -> int:
+    return int(rng.integers(LENGTHS[0], LENGTHS[1] + 1))

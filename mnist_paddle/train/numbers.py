@@ -1,0 +1,277 @@
+"""The number model: the digit model taught an eleventh class, "not one digit", so that the
+number reader (serving/numbers.py) can tell a whole digit from a piece of one or from two
+touching digits.
+
+The examples are what the reader itself sees: numbers composed from MNIST *training* digits
+(the run's validation digits excluded) as a person writes them and photographed on paper, and
+numbers typeset in the training fonts (synth.py); the reader's own candidate spans are cut from
+each, and a span is labelled with its digit when it holds most of one digit's ink and little
+else, else with NOT_A_DIGIT. Every pixel of a composed number knows whose digit it is (its
+`owners`), so the labels need no guessing. The same composition, from the MNIST *test* digits and
+the evaluation fonts, makes the evaluation set (bench/numbers.py).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from multiprocessing import Pool
+from pathlib import Path
+
+import cv2
+import numpy as np
+import paddle
+
+from mnist_paddle.digits import normalize
+from mnist_paddle.errors import UserError
+from mnist_paddle.fileio import DIR_MODE, write_json
+from mnist_paddle.models import build_model
+from mnist_paddle.serving import numbers as reader
+from mnist_paddle.serving import segment
+from mnist_paddle.serving.inference import METADATA, Recognizer, file_digest, read_metadata
+from mnist_paddle.train import synth
+from mnist_paddle.train.checkpoint import load_network
+from mnist_paddle.train.data import IMAGE_SPEC, LABEL_SPEC, mnist_files, read_idx
+from mnist_paddle.train.export import TOLERANCE, replace_dir
+from mnist_paddle.train.loader import ArrayDataset, split_validation
+
+NOT_A_DIGIT = 10  # the eleventh class
+NUMBER = "number"  # -> number.json + number.pdiparams in the export folder
+# The recipe, chosen on numbers of validation digits (README, "Whole numbers"): examples from
+# 7,000 handwritten and 2,000 typeset numbers and 30,000 plain MNIST digits, one epoch of Adam
+# from 1e-3 down a cosine, from the digit model's weights.
+HANDWRITTEN, TYPESET, PLAIN = 7000, 2000, 30000
+EPOCHS, BATCH, LR = 1, 64, 1e-3
+LOG = 500  # batches between progress lines
+CHECK_NUMBERS = 300  # numbers of each kind read at the end
+CHECK_IMAGES = 256  # spans run through Paddle Inference and dygraph to compare
+# a span is digit k when it holds this share of k's ink, and k's ink is this share of the span's
+OWN, PURE = 0.75, 0.85
+NEGATIVES = 0.2  # the share of the NOT_A_DIGIT spans kept: they outnumber the digits 7 to 1
+
+
+def labelled_spans(page: np.ndarray, owners: np.ndarray, digits) -> tuple[list, list]:
+    """The reader's candidate spans of the number on `page` as 28x28 images, and a label for
+    each: its digit, or NOT_A_DIGIT (a piece of a digit, two digits, a digit and a piece)."""
+    found = segment.candidates(cv2.cvtColor(page, cv2.COLOR_BGR2GRAY).astype(np.float32))
+    if found is None:
+        return [], []
+    height, width = (s - 2 * segment.PAD for s in found.ink.shape)  # the image the reader saw
+    owners = cv2.resize(owners, (width, height), interpolation=cv2.INTER_NEAREST)
+    whole = _owned(owners, segment.union(found.atoms), len(digits))  # each digit's ink
+    labels = []
+    for span in found.spans.values():
+        owned = _owned(owners, span, len(digits))
+        k = int(owned.argmax())
+        one = owned[k] >= PURE * owned.sum() and owned[k] >= OWN * whole[k] > 0
+        labels.append(int(digits[k]) if one else NOT_A_DIGIT)
+    return found.images(), labels
+
+
+def _owned(owners: np.ndarray, part: segment.Segment, count: int) -> np.ndarray:
+    """How many of `part`'s pixels each of the `count` digits owns."""
+    x, y, w, h = part.box
+    return np.bincount(owners[y : y + h, x : x + w][part.mask > 0], minlength=count + 1)[1:]
+
+
+def examples(
+    images: np.ndarray, labels: np.ndarray, handwritten_count: int, typeset_count: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labelled spans of `handwritten_count` numbers composed from `images` (MNIST digits,
+    uint8) and of `typeset_count` numbers in the training fonts: ((N, 28, 28) uint8, (N,) int64).
+    Made in one process per core."""
+    jobs = [
+        (images, labels, n, t, [seed, k])
+        for k, (n, t) in enumerate(zip(_share(handwritten_count), _share(typeset_count)))
+    ]
+    pool = Pool(min(len(jobs), os.cpu_count() or 1), initializer=paddle.disable_signal_handler)
+    try:
+        parts = []
+        for part in pool.imap(_examples, jobs):
+            parts.append(part)
+            print(f"  examples: {len(parts)}/{len(jobs)} parts made", flush=True)
+        pool.close()  # workers end on their own: no SIGTERM, which Paddle would report
+    finally:
+        pool.terminate()
+        pool.join()
+    return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
+
+
+def _share(total: int, parts: int = 8) -> list[int]:
+    return [total // parts + (k < total % parts) for k in range(parts)]
+
+
+def _examples(job) -> tuple[np.ndarray, np.ndarray]:
+    images, labels, handwritten_count, typeset_count, seed = job
+    rng = np.random.default_rng(seed)
+    fonts = synth.training_fonts()
+    x, y = [], []
+    for i in range(handwritten_count + typeset_count):
+        if i < handwritten_count:
+            picks = rng.choice(len(images), size=synth.number_length(rng))
+            digits = labels[picks]
+            page, owners = synth.number_on_paper(list(images[picks]), rng)
+        else:
+            digits = rng.integers(0, 10, synth.number_length(rng))
+            text = "".join(str(d) for d in digits)
+            page, owners = synth.typeset_number(text, fonts[rng.integers(len(fonts))], rng)
+        for span, label in zip(*labelled_spans(page, owners, digits)):
+            if label != NOT_A_DIGIT or rng.random() < NEGATIVES:
+                x.append(span)
+                y.append(label)
+    return np.stack(x).round().astype(np.uint8), np.array(y, np.int64)
+
+
+def train_number_model(
+    model_dir: str | Path = "output/inference",
+    data_root: str = "data/mnist",
+    handwritten_count: int = HANDWRITTEN,
+    typeset_count: int = TYPESET,
+    epochs: int = EPOCHS,
+    check: int = CHECK_NUMBERS,
+) -> dict:
+    """Teach the checkpoint behind the export in `model_dir` the eleventh class on spans of
+    numbers made of its run's training digits, and add the result to the export (number.json,
+    number.pdiparams); then read `check` numbers of its validation digits and `check` typeset
+    ones with it. Returns what it records in the export's metadata under "number_model"."""
+    model_dir = Path(model_dir)
+    prefix = Path(read_metadata(model_dir)["checkpoint"])
+    digits_net, checkpoint = load_network(prefix)
+    val_size = checkpoint["config"]["data"].get("val_size", 0)
+    if not val_size:
+        raise UserError(
+            f"{prefix}: its run held out no validation digits (data.val_size is 0): nothing to "
+            "check the number model on without the test set; train with data.val_size > 0"
+        )
+    images, labels = (read_idx(path) for path in mnist_files(data_root, "train"))
+    limit = checkpoint["config"]["data"].get("train_limit") or len(images)
+    # the run's own split: its validation digits stay out of the examples
+    (images, labels), (val_images, val_labels) = split_validation(
+        images[:limit], labels[:limit], val_size
+    )
+    print(
+        f"number model from {prefix}: the spans of {handwritten_count:,} handwritten and "
+        f"{typeset_count:,} typeset numbers ...",
+        flush=True,
+    )
+    spans, span_labels = examples(images, labels, handwritten_count, typeset_count, seed=0)
+    plain = np.random.default_rng(0).choice(len(images), min(PLAIN, len(images)), replace=False)
+    x = np.concatenate([spans, images[plain]])
+    y = np.concatenate([span_labels, labels[plain].astype(np.int64)])
+    print(
+        f"training on {len(y):,} images for {epochs} epoch(s): {len(spans):,} spans "
+        f"({int((span_labels == NOT_A_DIGIT).sum()):,} not one digit) and {len(plain):,} "
+        "MNIST digits",
+        flush=True,
+    )
+    norm = checkpoint["normalize"]
+    paddle.seed(0)
+    network = _eleven_classes(digits_net, checkpoint["model"])
+    schedule = paddle.optimizer.lr.CosineAnnealingDecay(LR, max(1, epochs * (len(y) // BATCH)))
+    model = paddle.Model(network, inputs=[IMAGE_SPEC], labels=[LABEL_SPEC])
+    model.prepare(
+        paddle.optimizer.Adam(schedule, parameters=network.parameters()),
+        paddle.nn.CrossEntropyLoss(),
+        paddle.metric.Accuracy(),
+    )
+    # the schedule steps after every batch (hapi's default LRScheduler callback)
+    train_set = ArrayDataset(normalize(x, norm["mean"], norm["std"])[:, None], y)
+    model.fit(train_set, epochs=epochs, batch_size=BATCH, shuffle=True, verbose=2, log_freq=LOG)
+    network.eval()
+    record = {
+        "checkpoint": str(prefix),
+        "epochs": epochs,
+        "examples": {
+            "handwritten_numbers": handwritten_count,
+            "typeset_numbers": typeset_count,
+            "spans": len(spans),
+            "plain_digits": len(plain),
+        },
+    }
+    staging = _staged_export(model_dir, network, spans[:CHECK_IMAGES], norm)
+    try:
+        record["validation"] = _read_check(Recognizer(staging), val_images, val_labels, check)
+        write_json(staging / METADATA, read_metadata(staging) | {"number_model": record})
+        replace_dir(staging, model_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    v = record["validation"]
+    print(
+        f"wrote {model_dir}/ ({NUMBER}.json, {NUMBER}.pdiparams): it reads {v['handwritten']:.1%} "
+        f"of {check} numbers of validation digits and {v['typeset']:.1%} of {check} typeset in "
+        "the training fonts whole"
+    )
+    return record
+
+
+def _eleven_classes(digits_net: paddle.nn.Layer, model: dict) -> paddle.nn.Layer:
+    """The digit network's architecture with one more output, "not one digit": every weight
+    copied, the new output's weights zero (its logit starts at 0)."""
+    network = build_model(model["name"], num_classes=NOT_A_DIGIT + 1, **model["args"])
+    old = digits_net.state_dict()
+    state = {}
+    for name, value in network.state_dict().items():
+        source = old[name].numpy()
+        if source.shape != tuple(
+            value.shape
+        ):  # the output layer: (in, 10) -> (in, 11), (10,) -> (11,)
+            source = np.pad(source, [(0, 0)] * (source.ndim - 1) + [(0, 1)])
+        state[name] = paddle.to_tensor(source)
+    network.set_state_dict(state)
+    return network
+
+
+def _staged_export(model_dir: Path, network: paddle.nn.Layer, spans: np.ndarray, norm) -> Path:
+    """A copy of the export folder with the number model added (a hidden folder beside it),
+    checked: Paddle Inference's logits on `spans` against the dygraph network's."""
+    staging = Path(tempfile.mkdtemp(dir=model_dir.parent, prefix=f".{model_dir.name}-"))
+    staging.chmod(DIR_MODE)
+    try:
+        for path in model_dir.iterdir():
+            if path.is_file() and not path.name.startswith(f"{NUMBER}."):
+                shutil.copy2(path, staging / path.name)
+        paddle.jit.save(network, str(staging / NUMBER), input_spec=[IMAGE_SPEC])
+        meta = read_metadata(staging)
+        for key, name in (
+            ("number_model", f"{NUMBER}.json"),
+            ("number_params", f"{NUMBER}.pdiparams"),
+        ):
+            meta["files"][key] = name
+            meta["sha256"][name] = file_digest(staging / name)
+        write_json(staging / METADATA, meta)
+        with paddle.no_grad():
+            batch = normalize(spans.astype(np.float32), norm["mean"], norm["std"])[:, None]
+            expected = network(paddle.to_tensor(batch)).numpy()
+        got = Recognizer(staging).number_logits(list(spans.astype(np.float32)))
+        diff = float(np.abs(got - expected).max())
+        if not diff <= TOLERANCE:  # also catches NaN
+            raise UserError(
+                f"the exported number model disagrees with the dygraph one: max logit "
+                f"difference {diff:.2e} > {TOLERANCE:g}; nothing was written"
+            )
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return staging
+
+
+def _read_check(recognizer: Recognizer, images, labels, count: int) -> dict:
+    """Whole-number exact match on `count` handwritten numbers made of `images` (validation
+    digits) and `count` typeset in the training fonts."""
+    rng = np.random.default_rng([0, 7])
+    fonts = synth.training_fonts()
+    right = {"handwritten": 0, "typeset": 0}
+    for kind in right:
+        for _ in range(count):
+            if kind == "handwritten":
+                picks = rng.choice(len(images), size=synth.number_length(rng))
+                truth = "".join(str(d) for d in labels[picks])
+                page, _ = synth.number_on_paper(list(images[picks]), rng)
+            else:
+                truth = "".join(str(d) for d in rng.integers(0, 10, synth.number_length(rng)))
+                page, _ = synth.typeset_number(truth, fonts[rng.integers(len(fonts))], rng)
+            gray = cv2.cvtColor(page, cv2.COLOR_BGR2GRAY).astype(np.float32)
+            answer = reader.read_number(recognizer, gray)
+            right[kind] += bool(answer and answer["number"] == truth)
+    return {kind: n / count for kind, n in right.items()} | {"numbers": count}
