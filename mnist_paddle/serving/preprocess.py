@@ -262,12 +262,15 @@ def _center(digit: np.ndarray) -> np.ndarray:
     frame = np.zeros((SIZE, SIZE), np.float32)
     top, left = (SIZE - height) // 2, (SIZE - width) // 2
     frame[top : top + height, left : left + width] = digit
-    moments = cv2.moments(frame)
-    cx, cy = moments["m10"] / moments["m00"], moments["m01"] / moments["m00"]
+    total = frame.sum()
+    cy, cx = (_ROWS * frame).sum() / total, (_COLS * frame).sum() / total
     # MNIST digits have their center of mass at (14, 14) in pixel-index coordinates.
     shift = np.float32([[1, 0, SIZE / 2 - cx], [0, 1, SIZE / 2 - cy]])
     frame = cv2.warpAffine(frame, shift, (SIZE, SIZE), flags=cv2.INTER_LINEAR)
     return np.clip(frame * 255.0, 0, 255)
+
+
+_ROWS, _COLS = np.indices((SIZE, SIZE))
 
 
 def load_digit(path: str | Path) -> np.ndarray:
