@@ -65,9 +65,10 @@ def test_spans_are_labelled_whole_digits_or_not_a_digit(mnist):
     page = (255 - 255 * np.pad(big(ink, cv2.INTER_CUBIC).clip(0, 1), 20)).astype(np.uint8)
     page = cv2.cvtColor(page, cv2.COLOR_GRAY2BGR)
     owners = np.pad(big(owners, cv2.INTER_NEAREST), 20)
-    crops28, span_labels = numbers.labelled_spans(page, owners, labels[picks])
-    found = segment.candidates(cv2.cvtColor(page, cv2.COLOR_BGR2GRAY).astype(np.float32))
-    assert len(crops28) == len(span_labels) == len(found.spans)
+    found, span_labels = numbers.labelled_spans(page, owners, labels[picks])
+    reader_sees = segment.candidates(cv2.cvtColor(page, cv2.COLOR_BGR2GRAY).astype(np.float32))
+    assert list(found.spans) == list(reader_sees.spans)  # the reader's own candidates
+    assert len(found.images()) == len(span_labels) == len(found.spans)
     columns = [np.nonzero(owners == k + 1)[1] for k in range(3)]  # each digit's columns
     whole = {int(labels[picks[k]]): (c.min(), c.max() + 1) for k, c in enumerate(columns)}
     found_whole = set()

@@ -32,7 +32,7 @@ def number_on_paper(digits: list[np.ndarray], rng: np.random.Generator) -> np.nd
 
 
 def random_number(rng: np.random.Generator) -> str:
-    return "".join(str(d) for d in rng.integers(0, 10, synth.number_length(rng)))
+    return "".join(str(d) for d in synth.random_digits(rng))
 
 
 def scores(truth: list[str], read: list[str | None]) -> dict:

@@ -52,9 +52,10 @@ class Candidates:
         """The span's box [x, y, w, h] in the pixels of the image as given."""
         return [round(v / self.scale) for v in self.spans[key].box]
 
-    def images(self) -> list[np.ndarray]:
-        """Every span as a 28x28 MNIST-like digit, in the order of `spans`."""
-        return [_digit_image(self.ink, part) for part in self.spans.values()]
+    def images(self, keys=None) -> list[np.ndarray]:
+        """The spans of `keys` (default: all, in the order of `spans`) as 28x28 MNIST-like
+        digits."""
+        return [_digit_image(self.ink, self.spans[key]) for key in (keys or self.spans)]
 
 
 def candidates(gray: np.ndarray, maybe_wide: float = MAYBE_WIDE) -> Candidates | None:

@@ -51,12 +51,13 @@ OWN, PURE = 0.75, 0.85
 NEGATIVES = 0.2  # the share of the NOT_A_DIGIT spans kept: they outnumber the digits 4 to 1
 
 
-def labelled_spans(page: np.ndarray, owners: np.ndarray, digits) -> tuple[list, list]:
-    """The reader's candidate spans of the number on `page` as 28x28 images, and a label for
-    each: its digit, or NOT_A_DIGIT (a piece of a digit, two digits, a digit and a piece)."""
+def labelled_spans(page: np.ndarray, owners: np.ndarray, digits):
+    """The reader's candidates for the number on `page` (segment.Candidates, or None without
+    ink), and a label for each of its spans, in their order: its digit, or NOT_A_DIGIT (a piece
+    of a digit, two digits, a digit and a piece)."""
     found = segment.candidates(cv2.cvtColor(page, cv2.COLOR_BGR2GRAY).astype(np.float32))
     if found is None:
-        return [], []
+        return None, []
     height, width = (s - 2 * segment.PAD for s in found.ink.shape)  # the image the reader saw
     owners = cv2.resize(owners, (width, height), interpolation=cv2.INTER_NEAREST)
     whole = _owned(owners, segment.union(found.atoms), len(digits))  # each digit's ink
@@ -66,7 +67,7 @@ def labelled_spans(page: np.ndarray, owners: np.ndarray, digits) -> tuple[list, 
         k = int(owned.argmax())
         one = owned[k] >= PURE * owned.sum() and owned[k] >= OWN * whole[k] > 0
         labels.append(int(digits[k]) if one else NOT_A_DIGIT)
-    return found.images(), labels
+    return found, labels
 
 
 def _owned(owners: np.ndarray, part: segment.Segment, count: int) -> np.ndarray:
@@ -108,18 +109,16 @@ def _examples(job) -> tuple[np.ndarray, np.ndarray]:
     fonts = synth.training_fonts()
     x, y = [], []
     for i in range(handwritten_count + typeset_count):
-        if i < handwritten_count:
-            picks = rng.choice(len(images), size=synth.number_length(rng))
-            digits = labels[picks]
-            page, owners = synth.number_on_paper(list(images[picks]), rng)
-        else:
-            digits = rng.integers(0, 10, synth.number_length(rng))
-            text = "".join(str(d) for d in digits)
-            page, owners = synth.typeset_number(text, fonts[rng.integers(len(fonts))], rng)
-        for span, label in zip(*labelled_spans(page, owners, digits)):
-            if label != NOT_A_DIGIT or rng.random() < NEGATIVES:
-                x.append(span)
-                y.append(label)
+        digits, page, owners = _random_number(i < handwritten_count, images, labels, fonts, rng)
+        found, span_labels = labelled_spans(page, owners, digits)
+        kept = [
+            (key, label)
+            for key, label in zip(found.spans if found else (), span_labels)
+            if label != NOT_A_DIGIT or rng.random() < NEGATIVES
+        ]
+        if kept:  # 28x28 images of the kept spans only: most of the others are dropped
+            x += found.images([key for key, _ in kept])
+            y += [label for _, label in kept]
     images = np.stack(x) if x else np.zeros((0, 28, 28), np.float32)
     return images.round().astype(np.uint8), np.array(y, np.int64)
 
@@ -215,9 +214,8 @@ def _eleven_classes(digits_net: paddle.nn.Layer, model: dict) -> paddle.nn.Layer
     state = {}
     for name, value in network.state_dict().items():
         source = old[name].numpy()
-        if source.shape != tuple(
-            value.shape
-        ):  # the output layer: (in, 10) -> (in, 11), (10,) -> (11,)
+        # the output layer: (in, 10) -> (in, 11), (10,) -> (11,)
+        if source.shape != tuple(value.shape):
             source = np.pad(source, [(0, 0)] * (source.ndim - 1) + [(0, 1)])
         state[name] = paddle.to_tensor(source)
     network.set_state_dict(state)
@@ -258,6 +256,17 @@ def _staged_export(model_dir: Path, network: paddle.nn.Layer, spans: np.ndarray,
     return staging
 
 
+def _random_number(handwritten: bool, images, labels, fonts, rng: np.random.Generator):
+    """A random number's digits, and its page (BGR) and owners: handwritten from `images`
+    (MNIST digits, uint8, with their `labels`) on paper, or typeset in one of `fonts`."""
+    if handwritten:
+        picks = rng.choice(len(images), size=synth.number_length(rng))
+        return labels[picks], *synth.number_on_paper(list(images[picks]), rng)
+    digits = synth.random_digits(rng)
+    text = "".join(str(d) for d in digits)
+    return digits, *synth.typeset_number(text, fonts[rng.integers(len(fonts))], rng)
+
+
 def _read_check(recognizer: Recognizer, images, labels, count: int) -> dict:
     """Whole-number exact match on `count` handwritten numbers made of `images` (validation
     digits) and `count` typeset in the training fonts."""
@@ -266,13 +275,8 @@ def _read_check(recognizer: Recognizer, images, labels, count: int) -> dict:
     right = {"handwritten": 0, "typeset": 0}
     for kind in right:
         for _ in range(count):
-            if kind == "handwritten":
-                picks = rng.choice(len(images), size=synth.number_length(rng))
-                truth = "".join(str(d) for d in labels[picks])
-                page, _ = synth.number_on_paper(list(images[picks]), rng)
-            else:
-                truth = "".join(str(d) for d in rng.integers(0, 10, synth.number_length(rng)))
-                page, _ = synth.typeset_number(truth, fonts[rng.integers(len(fonts))], rng)
+            digits, page, _ = _random_number(kind == "handwritten", images, labels, fonts, rng)
+            truth = "".join(str(d) for d in digits)
             gray = cv2.cvtColor(page, cv2.COLOR_BGR2GRAY).astype(np.float32)
             answer = reader.read_number(recognizer, gray)
             right[kind] += bool(answer and answer["number"] == truth)

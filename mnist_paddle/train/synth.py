@@ -96,10 +96,14 @@ def glyph(text: str, font_file: Path, size: int, shear: float = 0.0) -> np.ndarr
     left, top, right, bottom = font.getbbox(text)
     image = Image.new("L", (right - left + 8, bottom - top + 8), 0)
     ImageDraw.Draw(image).text((4 - left, 4 - top), text, fill=255, font=font)
-    coverage = np.asarray(image, np.float32) / 255.0
-    h, w = coverage.shape
+    return _slant(np.asarray(image, np.float32) / 255.0, shear)
+
+
+def _slant(image: np.ndarray, shear: float, flags: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """`image` sheared by `shear` (the top moves right for a positive one), widened to fit."""
+    h, w = image.shape
     matrix = np.float32([[1, shear, max(0.0, -shear * h)], [0, 1, 0]])
-    return cv2.warpAffine(coverage, matrix, (w + int(abs(shear) * h) + 1, h))
+    return cv2.warpAffine(image, matrix, (w + int(abs(shear) * h) + 1, h), flags=flags)
 
 
 def pen_on_paper(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -220,11 +224,7 @@ def typeset_number(text: str, font_file: Path, rng: np.random.Generator):
         owners[(glyph > coverage) & (glyph > 0.05)] = k + 1
         np.maximum(coverage, glyph, out=coverage)
     shear = rng.uniform(-0.3, 0.3)
-    h, w = coverage.shape
-    matrix = np.float32([[1, shear, max(0.0, -shear * h)], [0, 1, 0]])
-    out = (w + int(abs(shear) * h) + 1, h)
-    coverage = cv2.warpAffine(coverage, matrix, out)
-    owners = cv2.warpAffine(owners, matrix, out, flags=cv2.INTER_NEAREST)
+    coverage, owners = _slant(coverage, shear), _slant(owners, shear, cv2.INTER_NEAREST)
     margins = tuple((int(s * rng.uniform(0.15, 1.0)) + 4,) * 2 for s in coverage.shape)
     if rng.random() < 0.3:  # light on dark
         background, color = rng.uniform(0, 90, size=3), rng.uniform(170, 255, size=3)
@@ -235,3 +235,8 @@ def typeset_number(text: str, font_file: Path, rng: np.random.Generator):
 
 def number_length(rng: np.random.Generator) -> int:
     return int(rng.integers(LENGTHS[0], LENGTHS[1] + 1))
+
+
+def random_digits(rng: np.random.Generator) -> np.ndarray:
+    """The digits of a random number of `number_length` digits."""
+    return rng.integers(0, 10, number_length(rng))
