@@ -74,3 +74,24 @@ def test_a_threshold_keeps_ties_together():
     top = np.array([0.99, 0.9, 0.9])
     correct = np.array([True, True, False])
     assert calibrate.sure_threshold(top, correct) == pytest.approx(0.99)
+
+
+def test_a_logistic_fit_recovers_the_law_the_answers_follow():
+    """Answers right with probability sigmoid(2 * score + 1): the fit finds slope 2, intercept 1,
+    and its probabilities are calibrated on answers it was not fitted on."""
+    rng = np.random.default_rng(3)
+
+    def answers(n):
+        score = rng.uniform(-4, 2, n)
+        return score, rng.random(n) < calibrate.sigmoid(2.0 * score + 1.0)
+
+    slope, intercept = calibrate.fit_logistic(*answers(20000))
+    assert slope == pytest.approx(2.0, abs=0.1) and intercept == pytest.approx(1.0, abs=0.1)
+    score, right = answers(20000)
+    assert calibrate.calibration_error(calibrate.sigmoid(slope * score + intercept), right) < 0.02
+
+
+def test_a_logistic_fit_stays_finite_when_every_answer_is_right():
+    slope, intercept = calibrate.fit_logistic(np.array([-1.0, -0.5, 0.0]), np.ones(3, bool))
+    assert np.isfinite([slope, intercept]).all()
+    assert calibrate.sigmoid(slope * -0.5 + intercept) > 0.5

@@ -142,6 +142,9 @@ def test_the_export_gains_the_number_model(number_export):
     assert record["examples"]["handwritten_numbers"] == 60 and record["examples"]["spans"] > 60
     assert record["validation"]["numbers"] == 5
     assert 0 <= record["validation"]["handwritten"] <= 1
+    fit = record["calibration"]  # fitted on those 5 + 5 numbers
+    assert set(fit) >= {"slope", "intercept", "min_prob", "ece", "sure_share", "sure_error"}
+    assert np.isfinite([fit["slope"], fit["intercept"]]).all() and 0 <= fit["min_prob"] <= 1
     assert not list(number_export.parent.glob(".inference-*"))  # no staging folder left
     recognizer = Recognizer(number_export)
     assert recognizer.has_number_model
@@ -169,6 +172,36 @@ def test_the_reader_chooses_with_the_number_model(number_export):
     for d in result["digits"]:
         assert 0 <= d["digit"] <= 9 and 0 <= d["prob"] <= 1
         assert d["sure"] == (d["prob"] >= recognizer.min_prob)
+
+
+def test_a_numbers_probability_is_the_fitted_one(number_export, tmp_path):
+    """With the export's calibration, a number's prob is sigmoid(slope * doubt + intercept), the
+    doubt from the number model's log-probability of the reading, and it is sure from the number
+    threshold on; an export without one
+    (made before it existed) gives the product of the digits' probabilities, sure when all are."""
+    images = read_idx(mnist_files(DATA, "test")[0])
+    ink = np.hstack([images[k].astype(np.float32) / 255 for k in (3, 4)])
+    gray = 255.0 - 255.0 * np.pad(cv2.resize(ink, None, fx=3, fy=3), 30).clip(0, 1)
+    fitted = Recognizer(number_export)
+    fit = fitted.number_calibration
+    reading = reader.read(fitted, gray)
+    assert reading.log_prob < 0 and len(reading.digits) == len(reading.boxes) >= 1
+    result = reader.read_number(fitted, gray)
+    doubt = np.log(reader.DOUBT_FLOOR - reading.log_prob)
+    expected = 1 / (1 + np.exp(-(fit["slope"] * doubt + fit["intercept"])))
+    assert result["prob"] == pytest.approx(expected, abs=1e-4)
+    assert result["sure"] == (expected >= fit["min_prob"])
+    assert result["number"] == "".join(map(str, reading.digits))
+
+    older = tmp_path / "older"
+    shutil.copytree(number_export, older)
+    meta = json.loads((older / "metadata.json").read_text())
+    del meta["number_model"]["calibration"]
+    (older / "metadata.json").write_text(json.dumps(meta))
+    result = reader.read_number(Recognizer(older), gray)
+    probs = [d["prob"] for d in result["digits"]]
+    assert result["prob"] == pytest.approx(np.prod(probs), abs=1e-3)
+    assert result["sure"] == all(d["sure"] for d in result["digits"])
 
 
 def test_not_a_digit_makes_the_reading_split_a_span():

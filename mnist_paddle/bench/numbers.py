@@ -21,6 +21,7 @@ import numpy as np
 from mnist_paddle.serving.numbers import read_number
 from mnist_paddle.serving.preprocess import read_gray
 from mnist_paddle.train import synth
+from mnist_paddle.train.calibrate import calibration_error
 
 GROUPS = ("numbers_paper", "numbers_printed")
 
@@ -60,13 +61,14 @@ def _edit_distance(a: str, b: str) -> int:
 
 def evaluate(recognizer, set_dir: Path, rows: list[dict]) -> dict:
     """Per number group of the set: exact match, per-digit accuracy, the share of numbers read
-    surely and their exact match; and the median time to read one."""
+    surely and their exact match, the calibration error of the numbers' probability; and the
+    median time to read one."""
     results = {}
     for group in GROUPS:
         members = [r for r in rows if r["group"] == group]
         if not members:
             continue
-        read, sure, seconds = [], [], []
+        read, sure, prob, seconds = [], [], [], []
         for row in members:
             gray = read_gray(set_dir / row["path"])
             start = time.perf_counter()
@@ -74,6 +76,7 @@ def evaluate(recognizer, set_dir: Path, rows: list[dict]) -> dict:
             seconds.append(time.perf_counter() - start)
             read.append(answer["number"] if answer else None)
             sure.append(bool(answer and answer["sure"]))
+            prob.append(answer["prob"] if answer else 0.0)
         truth = [r["label"] for r in members]
         right = np.array([t == r for t, r in zip(truth, read)])
         sure = np.array(sure)
@@ -81,6 +84,7 @@ def evaluate(recognizer, set_dir: Path, rows: list[dict]) -> dict:
             **scores(truth, read),
             "sure_share": float(sure.mean()),
             "sure_exact_match": float(right[sure].mean()) if sure.any() else 0.0,
+            "ece": calibration_error(np.array(prob), right),
             "median_ms": 1000 * float(np.median(seconds)),
         }
     return results
@@ -89,14 +93,14 @@ def evaluate(recognizer, set_dir: Path, rows: list[dict]) -> dict:
 def to_markdown(results: dict) -> str:
     lines = [
         "| group | numbers | exact match | per-digit accuracy | wrong length | sure "
-        "| exact among sure | median time |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| exact among sure | ECE of prob | median time |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for group, r in results.items():
         lines.append(
             f"| {group} | {r['numbers']:,} | {r['exact_match']:.2%} | {r['digit_accuracy']:.2%} "
             f"| {r['wrong_length']} | {r['sure_share']:.1%} | {r['sure_exact_match']:.2%} "
-            f"| {r['median_ms']:.1f} ms |"
+            f"| {r['ece']:.2%} | {r['median_ms']:.1f} ms |"
         )
     return "\n".join(lines) + "\n"
 

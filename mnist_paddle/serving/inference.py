@@ -196,6 +196,13 @@ class Recognizer:
     def has_number_model(self) -> bool:
         return "number_model" in self.meta["files"]
 
+    @property
+    def number_calibration(self) -> dict | None:
+        """{"slope", "intercept", "min_prob"}: a whole number's probability of being right from
+        the number model's log-probability of the reading, and the threshold of a sure one
+        (train/numbers.py fits them); None for an export without (numbers.py falls back)."""
+        return self.meta.get("number_model", {}).get("calibration")
+
     def number_logits(self, digits: list[np.ndarray], batch_size: int = 256) -> np.ndarray:
         """Candidate digits of a number, (28, 28) each -> (N, 11) logits of the number model:
         the ten digits and "not one digit". Paddle Inference, on the CPU or the GPU (no

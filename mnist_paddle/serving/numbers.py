@@ -18,7 +18,9 @@ Steps 1-3 are segment.py's:
    digit's shape (a 1 is narrow, the others are not, none is much shorter than the others),
    found by dynamic programming. A piece of a digit, or two digits, is "not one digit" and scores
    low, so touching digits are split and broken ones kept whole by recognition.
-5. Each digit's reported probability is the deployed digit model's calibrated one.
+5. Each digit's reported probability is the deployed digit model's calibrated one. The number's
+   is the chance that the whole reading is right, fitted on numbers of validation digits and
+   training fonts from the number model's probability of the reading (train/numbers.py).
 
 An export without a number model is read with the digit model's own probabilities (groups are cut
 less eagerly: MAYBE_WIDE_ALONE); it splits touching digits less well (README, "Whole numbers").
@@ -27,6 +29,7 @@ less eagerly: MAYBE_WIDE_ALONE); it splits touching digits less well (README, "W
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -48,11 +51,63 @@ from mnist_paddle.serving.segment import (
 # ones) and training fonts, never on the evaluation set
 ONE_WIDTH, DIGIT_WIDTH = (0.0, 0.7), (0.35, 1.15)
 MIN_HEIGHT = 0.6  # a digit is at least this share of the number's digit height
+DOUBT_FLOOR = 1e-4  # -log P(reading) below this is no doubt at all (see `doubt`)
 
 
 def read_number(recognizer, gray: np.ndarray) -> dict | None:
     """{"number", "prob", "sure", "digits": [{"digit", "prob", "sure", "box"}]} for the number
-    in `gray`, or None when the image has no ink. `recognizer`: serving.inference.Recognizer."""
+    in `gray`, or None when the image has no ink. `recognizer`: serving.inference.Recognizer.
+
+    With a calibrated number model, the number's `prob` is the chance that the whole reading is
+    right, from the number model's log-probability of it (`Reading.log_prob`, through `doubt`),
+    as fitted on
+    numbers of validation digits and training fonts (train/numbers.py), and `sure` is that
+    prob reaching the export's number threshold. Otherwise it is the product of the digits'
+    calibrated probabilities, sure when every digit is."""
+    found = read(recognizer, gray)
+    if found is None:
+        return None
+    # each digit's probability: the deployed digit model's, calibrated, for the digit read
+    calibrated = recognizer.digit_probabilities(found.images)
+    answers = [
+        {"digit": d, "prob": round(float(p[d]), 4), "sure": bool(p[d] >= recognizer.min_prob)}
+        for d, p in zip(found.digits, calibrated)
+    ]
+    fit = recognizer.number_calibration
+    if fit and found.log_prob is not None:
+        prob = 1.0 / (1.0 + np.exp(-(fit["slope"] * doubt(found.log_prob) + fit["intercept"])))
+        sure = bool(prob >= fit["min_prob"])
+    else:
+        prob = np.prod([a["prob"] for a in answers])
+        sure = all(a["sure"] for a in answers)
+    return {
+        "number": "".join(str(d) for d in found.digits),
+        "prob": round(float(prob), 4),
+        "sure": sure,
+        "digits": [{**a, "box": box} for a, box in zip(answers, found.boxes)],
+        "images": found.images,  # for --debug-dir; the caller removes it
+    }
+
+
+def doubt(log_prob: float) -> float:
+    """What a number's probability of being right is fitted on (a logistic in it): the log of
+    -log P(reading), from about -9 for a reading without doubt upwards. The log spreads out the
+    confident readings, so a near-certain one can be near 1 (a logistic in log P itself cannot
+    pass sigmoid(intercept))."""
+    return float(np.log(DOUBT_FLOOR - log_prob))
+
+
+class Reading(NamedTuple):
+    """The digits read in an image, left to right, before an answer is made of them."""
+
+    digits: list[int]
+    boxes: list[list[int]]  # [x, y, w, h] of each, in the image's pixels
+    images: list[np.ndarray]  # each as the 28x28 digit the models saw
+    log_prob: float | None  # the number model's log-probability of the reading (None: no model)
+
+
+def read(recognizer, gray: np.ndarray) -> Reading | None:
+    """The reading of the number in `gray`, or None when the image has no ink."""
     number_model = recognizer.has_number_model
     found = candidates(gray, MAYBE_WIDE if number_model else MAYBE_WIDE_ALONE)
     if found is None:
@@ -69,21 +124,15 @@ def read_number(recognizer, gray: np.ndarray) -> dict | None:
         probs = softmax(recognizer.digit_logits(images))
     chosen = _best_reading(found, dict(zip(keys, probs)))
     index = {key: k for k, key in enumerate(keys)}
-    digits = [int(probs[index[key], :10].argmax()) for key in chosen]
-    crops = [images[index[key]] for key in chosen]
-    # each digit's probability: the deployed digit model's, calibrated, for the digit read
-    calibrated = recognizer.digit_probabilities(crops)
-    answers = [
-        {"digit": d, "prob": round(float(p[d]), 4), "sure": bool(p[d] >= recognizer.min_prob)}
-        for d, p in zip(digits, calibrated)
-    ]
-    return {
-        "number": "".join(str(d) for d in digits),
-        "prob": round(float(np.prod([a["prob"] for a in answers])), 4),
-        "sure": all(a["sure"] for a in answers),
-        "digits": [{**a, "box": found.box(key)} for a, key in zip(answers, chosen)],
-        "images": crops,  # for --debug-dir; the caller removes it
-    }
+    rows = [index[key] for key in chosen]
+    digits = [int(probs[k, :10].argmax()) for k in rows]
+    log_prob = sum(float(np.log(max(probs[k, d], 1e-30))) for k, d in zip(rows, digits))
+    return Reading(
+        digits,
+        [found.box(key) for key in chosen],
+        [images[k] for k in rows],
+        log_prob if number_model else None,
+    )
 
 
 def _best_reading(found: Candidates, probs: dict) -> list:

@@ -5,6 +5,8 @@ images (the run's validation split, never the test set).
     calibration_error  expected calibration error, 15 equal-width bins
     sure_threshold     the lowest top probability at which answers at or above it are wrong at
                        most 0.2% of the time
+    fit_logistic       a probability of being right from one score (a whole number's: the
+                       number model's log-probability of its reading), by logistic regression
 """
 
 from __future__ import annotations
@@ -105,3 +107,27 @@ def risk_coverage_curve(top: np.ndarray, correct: np.ndarray) -> tuple[np.ndarra
     wrong = ~correct[order]
     counts = np.arange(1, len(top) + 1)
     return counts / len(top), np.cumsum(wrong) / counts
+
+
+def fit_logistic(
+    score: np.ndarray, correct: np.ndarray, ridge: float = 1e-3
+) -> tuple[float, float]:
+    """(slope, intercept) of P(right) = sigmoid(slope * score + intercept) that fit `correct`
+    best (NLL), by Newton's method. The small ridge keeps them finite when every answer is right
+    (or wrong)."""
+    x = np.stack([np.asarray(score, np.float64), np.ones(len(score))], axis=1)
+    y = np.asarray(correct, np.float64)
+    w = np.zeros(2)
+    for _ in range(50):
+        p = sigmoid(x @ w)
+        gradient = x.T @ (p - y) / len(y) + ridge * w
+        hessian = (x * (p * (1 - p))[:, None]).T @ x / len(y) + ridge * np.eye(2)
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return float(w[0]), float(w[1])
+
+
+def sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))

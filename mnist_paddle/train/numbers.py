@@ -30,7 +30,7 @@ from mnist_paddle.models import build_model
 from mnist_paddle.serving import numbers as reader
 from mnist_paddle.serving import segment
 from mnist_paddle.serving.inference import METADATA, Recognizer, file_digest, read_metadata
-from mnist_paddle.train import synth
+from mnist_paddle.train import calibrate, synth
 from mnist_paddle.train.checkpoint import load_network
 from mnist_paddle.train.data import IMAGE_SPEC, LABEL_SPEC, mnist_files, read_idx
 from mnist_paddle.train.export import TOLERANCE, replace_dir
@@ -44,7 +44,8 @@ NUMBER = "number"  # -> number.json + number.pdiparams in the export folder
 HANDWRITTEN, TYPESET, PLAIN = 7000, 2000, 30000
 EPOCHS, BATCH, LR = 1, 64, 1e-3
 LOG = 500  # batches between progress lines
-CHECK_NUMBERS = 300  # numbers of each kind read at the end
+CHECK_NUMBERS = 500  # numbers of each kind read at the end, to check and calibrate on
+MAX_SURE_ERROR = 0.01  # error rate allowed among the numbers read "sure"
 CHECK_IMAGES = 256  # spans run through Paddle Inference and dygraph to compare
 # a span is digit k when it holds this share of k's ink, and k's ink is this share of the span's
 OWN, PURE = 0.75, 0.85
@@ -134,7 +135,8 @@ def train_number_model(
     """Teach the checkpoint behind the export in `model_dir` the eleventh class on spans of
     numbers made of its run's training digits, and add the result to the export (number.json,
     number.pdiparams); then read `check` numbers of its validation digits and `check` typeset
-    ones with it. Returns what it records in the export's metadata under "number_model"."""
+    ones with it, and calibrate a number's probability on them. Returns what it records in the
+    export's metadata under "number_model"."""
     model_dir = Path(model_dir)
     prefix = Path(read_metadata(model_dir)["checkpoint"])
     digits_net, checkpoint = load_network(prefix)
@@ -193,15 +195,18 @@ def train_number_model(
     staging = _staged_export(model_dir, network, spans[:CHECK_IMAGES], norm)
     try:
         record["validation"] = _read_check(Recognizer(staging), val_images, val_labels, check)
+        record["calibration"] = record["validation"].pop("calibration")
         write_json(staging / METADATA, read_metadata(staging) | {"number_model": record})
         replace_dir(staging, model_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    v = record["validation"]
+    v, c = record["validation"], record["calibration"]
     print(
         f"wrote {model_dir}/ ({NUMBER}.json, {NUMBER}.pdiparams): it reads {v['handwritten']:.1%} "
         f"of {check} numbers of validation digits and {v['typeset']:.1%} of {check} typeset in "
-        "the training fonts whole"
+        f"the training fonts whole; on them a number's probability is calibrated (ECE "
+        f"{c['ece']:.1%}), sure at p >= {c['min_prob']:.3f} ({c['sure_share']:.1%} sure, "
+        f"{c['sure_error']:.1%} of those wrong)"
     )
     return record
 
@@ -269,15 +274,26 @@ def _random_number(handwritten: bool, images, labels, fonts, rng: np.random.Gene
 
 def _read_check(recognizer: Recognizer, images, labels, count: int) -> dict:
     """Whole-number exact match on `count` handwritten numbers made of `images` (validation
-    digits) and `count` typeset in the training fonts."""
+    digits) and `count` typeset in the training fonts; and, fitted on them together, a number's
+    probability of being right from the `reader.doubt` of its reading, and the threshold above
+    which no more than MAX_SURE_ERROR of them are wrong."""
     rng = np.random.default_rng([0, 7])
     fonts = synth.training_fonts()
-    right = {"handwritten": 0, "typeset": 0}
-    for kind in right:
+    kinds, right, scores = [], [], []
+    for kind in ("handwritten", "typeset"):
         for _ in range(count):
             digits, page, _ = _random_number(kind == "handwritten", images, labels, fonts, rng)
-            truth = "".join(str(d) for d in digits)
             gray = cv2.cvtColor(page, cv2.COLOR_BGR2GRAY).astype(np.float32)
-            answer = reader.read_number(recognizer, gray)
-            right[kind] += bool(answer and answer["number"] == truth)
-    return {kind: n / count for kind, n in right.items()} | {"numbers": count}
+            reading = reader.read(recognizer, gray)
+            kinds.append(kind)
+            right.append(reading is not None and reading.digits == [int(d) for d in digits])
+            scores.append(reader.doubt(reading.log_prob if reading else -100.0))
+    kinds, right, scores = np.array(kinds), np.array(right), np.array(scores)
+    slope, intercept = calibrate.fit_logistic(scores, right)
+    prob = calibrate.sigmoid(slope * scores + intercept)
+    threshold = calibrate.sure_threshold(prob, right, MAX_SURE_ERROR)
+    fit = {"slope": slope, "intercept": intercept, "min_prob": threshold}
+    fit |= {"ece": calibrate.calibration_error(prob, right)}
+    fit |= calibrate.risk_coverage(prob, right, threshold)
+    shares = {kind: float(right[kinds == kind].mean()) for kind in ("handwritten", "typeset")}
+    return shares | {"numbers": count, "calibration": fit}
