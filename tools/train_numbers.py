@@ -20,7 +20,11 @@ def main() -> None:
     )
     p.add_argument("--typeset", type=int, help="typeset numbers to learn from (default 2000)")
     p.add_argument("--epochs", type=int, help="epochs (1)")
-    p.add_argument("--check", type=int, help="numbers of each kind read at the end (300)")
+    p.add_argument(
+        "--check",
+        type=int,
+        help="numbers of each kind read at the end, to check and calibrate on (500)",
+    )
     args = p.parse_args()
     quiet_paddle(args.verbose)
     with user_errors():

@@ -59,33 +59,32 @@ def read_number(recognizer, gray: np.ndarray) -> dict | None:
     in `gray`, or None when the image has no ink. `recognizer`: serving.inference.Recognizer.
 
     With a calibrated number model, the number's `prob` is the chance that the whole reading is
-    right, from the number model's log-probability of it (`Reading.log_prob`, through `doubt`),
-    as fitted on
-    numbers of validation digits and training fonts (train/numbers.py), and `sure` is that
-    prob reaching the export's number threshold. Otherwise it is the product of the digits'
-    calibrated probabilities, sure when every digit is."""
-    found = read(recognizer, gray)
-    if found is None:
+    right, from the `doubt` of the reading under the number model, as fitted on numbers of
+    validation digits and training fonts (train/numbers.py), and `sure` is that prob reaching
+    the export's number threshold. Otherwise it is the product of the digits' calibrated
+    probabilities, sure when every digit is."""
+    reading = read(recognizer, gray)
+    if reading is None:
         return None
     # each digit's probability: the deployed digit model's, calibrated, for the digit read
-    calibrated = recognizer.digit_probabilities(found.images)
+    calibrated = recognizer.digit_probabilities(reading.images)
     answers = [
         {"digit": d, "prob": round(float(p[d]), 4), "sure": bool(p[d] >= recognizer.min_prob)}
-        for d, p in zip(found.digits, calibrated)
+        for d, p in zip(reading.digits, calibrated)
     ]
     fit = recognizer.number_calibration
-    if fit and found.log_prob is not None:
-        prob = 1.0 / (1.0 + np.exp(-(fit["slope"] * doubt(found.log_prob) + fit["intercept"])))
+    if fit and reading.log_prob is not None:
+        prob = 1.0 / (1.0 + np.exp(-(fit["slope"] * doubt(reading.log_prob) + fit["intercept"])))
         sure = bool(prob >= fit["min_prob"])
     else:
         prob = np.prod([a["prob"] for a in answers])
         sure = all(a["sure"] for a in answers)
     return {
-        "number": "".join(str(d) for d in found.digits),
+        "number": "".join(str(d) for d in reading.digits),
         "prob": round(float(prob), 4),
         "sure": sure,
-        "digits": [{**a, "box": box} for a, box in zip(answers, found.boxes)],
-        "images": found.images,  # for --debug-dir; the caller removes it
+        "digits": [{**a, "box": box} for a, box in zip(answers, reading.boxes)],
+        "images": reading.images,  # for --debug-dir; the caller removes it
     }
 
 
