@@ -74,7 +74,7 @@ def read_number(recognizer, gray: np.ndarray) -> dict | None:
     ]
     fit = recognizer.number_calibration
     if fit and reading.log_prob is not None:
-        prob = 1.0 / (1.0 + np.exp(-(fit["slope"] * doubt(reading.log_prob) + fit["intercept"])))
+        prob = fitted_prob(fit, reading.log_prob)
         sure = bool(prob >= fit["min_prob"])
     else:
         prob = np.prod([a["prob"] for a in answers])
@@ -88,12 +88,19 @@ def read_number(recognizer, gray: np.ndarray) -> dict | None:
     }
 
 
-def doubt(log_prob: float) -> float:
+def doubt(log_prob):
     """What a number's probability of being right is fitted on (a logistic in it): the log of
     -log P(reading), from about -9 for a reading without doubt upwards. The log spreads out the
     confident readings, so a near-certain one can be near 1 (a logistic in log P itself cannot
-    pass sigmoid(intercept))."""
-    return float(np.log(DOUBT_FLOOR - log_prob))
+    pass sigmoid(intercept)). A float or an array of them."""
+    return np.log(DOUBT_FLOOR - np.asarray(log_prob, np.float64))
+
+
+def fitted_prob(fit: dict, log_prob):
+    """The probability that a reading of log-probability `log_prob` (or an array of them) is
+    right, under `fit` {"slope", "intercept"}: the law train/numbers.py fits and chooses the
+    sure threshold with, and read_number answers with."""
+    return 1.0 / (1.0 + np.exp(-(fit["slope"] * doubt(log_prob) + fit["intercept"])))
 
 
 class Reading(NamedTuple):
@@ -125,13 +132,10 @@ def read(recognizer, gray: np.ndarray) -> Reading | None:
     index = {key: k for k, key in enumerate(keys)}
     rows = [index[key] for key in chosen]
     digits = [int(probs[k, :10].argmax()) for k in rows]
-    log_prob = sum(float(np.log(max(probs[k, d], 1e-30))) for k, d in zip(rows, digits))
-    return Reading(
-        digits,
-        [found.box(key) for key in chosen],
-        [images[k] for k in rows],
-        log_prob if number_model else None,
-    )
+    log_prob = None  # without a number model there is nothing to calibrate it with
+    if number_model:
+        log_prob = sum(float(np.log(max(probs[k, d], 1e-30))) for k, d in zip(rows, digits))
+    return Reading(digits, [found.box(key) for key in chosen], [images[k] for k in rows], log_prob)
 
 
 def _best_reading(found: Candidates, probs: dict) -> list:

@@ -279,7 +279,7 @@ def _read_check(recognizer: Recognizer, images, labels, count: int) -> dict:
     which no more than MAX_SURE_ERROR of them are wrong."""
     rng = np.random.default_rng([0, 7])
     fonts = synth.training_fonts()
-    kinds, right, scores = [], [], []
+    kinds, right, log_probs = [], [], []
     for kind in ("handwritten", "typeset"):
         for _ in range(count):
             digits, page, _ = _random_number(kind == "handwritten", images, labels, fonts, rng)
@@ -287,10 +287,10 @@ def _read_check(recognizer: Recognizer, images, labels, count: int) -> dict:
             reading = reader.read(recognizer, gray)
             kinds.append(kind)
             right.append(reading is not None and reading.digits == [int(d) for d in digits])
-            scores.append(reader.doubt(reading.log_prob if reading else -100.0))
-    kinds, right, scores = np.array(kinds), np.array(right), np.array(scores)
-    slope, intercept = calibrate.fit_logistic(scores, right)
-    prob = calibrate.sigmoid(slope * scores + intercept)
+            log_probs.append(reading.log_prob if reading else -100.0)
+    kinds, right = np.array(kinds), np.array(right)
+    slope, intercept = calibrate.fit_logistic(reader.doubt(log_probs), right)
+    prob = reader.fitted_prob({"slope": slope, "intercept": intercept}, log_probs)
     threshold = calibrate.sure_threshold(prob, right, MAX_SURE_ERROR)
     fit = {"slope": slope, "intercept": intercept, "min_prob": threshold}
     fit |= {"ece": calibrate.calibration_error(prob, right)}
