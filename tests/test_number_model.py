@@ -111,7 +111,7 @@ def test_the_eleventh_class_starts_from_the_digit_model(exported):
 @pytest.fixture(scope="module")
 def number_export(tmp_path_factory):
     """A LeNet trained 1 epoch on 3,000 images with 500 held out, exported, and taught
-    numbers from 60 handwritten and 10 typeset ones."""
+    numbers from 60 handwritten and 10 typeset ones, and a line model from 40."""
     from mnist_paddle.train import engine
     from mnist_paddle.train.export import export
 
@@ -126,7 +126,14 @@ def number_export(tmp_path_factory):
     engine.train(cfg)
     out = export(cfg.run_dir / "final", out=Path(cfg.output_dir) / "inference", data_root=str(DATA))
     numbers.train_number_model(
-        out, str(DATA), handwritten_count=60, typeset_count=10, epochs=1, check=5
+        out,
+        str(DATA),
+        handwritten_count=60,
+        typeset_count=10,
+        epochs=1,
+        check=5,
+        line_numbers=40,
+        line_epochs=1,
     )
     return out
 
@@ -150,6 +157,53 @@ def test_the_export_gains_the_number_model(number_export):
     assert recognizer.has_number_model
     digits = [np.zeros((28, 28), np.float32), np.full((28, 28), 255.0, np.float32)]
     assert recognizer.number_logits(digits).shape == (2, 11)
+
+
+def test_the_export_gains_the_line_model(number_export, tmp_path):
+    """line.json and line.pdiparams join the export, recorded and checked; it reads strips of
+    any width. Taught again without one (--lines 0), the export keeps no line model."""
+    meta = json.loads((number_export / "metadata.json").read_text())
+    assert meta["files"]["line_model"] == "line.json"
+    assert meta["files"]["line_params"] == "line.pdiparams"
+    for name in ("line.json", "line.pdiparams"):
+        assert (number_export / name).is_file() and name in meta["sha256"]
+    assert meta["number_model"]["line_model"] == {"numbers": 40, "epochs": 1}
+    recognizer = Recognizer(number_export)
+    assert recognizer.has_line_model
+    for width in (32, 100, 244):
+        strip = np.random.default_rng(width).random((32, width)).astype(np.float32)
+        strip = np.pad(strip, ((0, 0), (0, -width % 4)))
+        assert recognizer.line_logits(strip).shape == (11, strip.shape[1] // 4)
+
+    again = tmp_path / "inference"
+    shutil.copytree(number_export, again)
+    numbers.train_number_model(
+        again, str(DATA), handwritten_count=20, typeset_count=0, check=3, line_numbers=0
+    )
+    meta = json.loads((again / "metadata.json").read_text())
+    assert "line_model" not in meta["files"] and "line.json" not in meta["sha256"]
+    assert not (again / "line.json").exists() and not Recognizer(again).has_line_model
+
+
+def test_the_reader_weighs_the_line_model(number_export):
+    """With a line model, the reader asks it once per number, and answers one of the readings
+    weighed, with spans that read it."""
+    recognizer = Recognizer(number_export)
+    calls = []
+    line_logits = recognizer.line_logits
+
+    def spy(strip):
+        calls.append(strip.shape)
+        return line_logits(strip)
+
+    recognizer.line_logits = spy
+    images = read_idx(mnist_files(DATA, "test")[0])
+    ink = np.hstack([images[k].astype(np.float32) / 255 for k in (5, 6, 7)])
+    gray = 255.0 - 255.0 * np.pad(cv2.resize(ink, None, fx=3, fy=3), 30).clip(0, 1)
+    reading = reader.read(recognizer, gray)
+    assert len(calls) == 1 and calls[0][0] == 32
+    assert len(reading.digits) == len(reading.boxes) == len(reading.images) >= 1
+    assert reading.log_prob < 0
 
 
 def test_the_reader_chooses_with_the_number_model(number_export):

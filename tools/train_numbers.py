@@ -1,9 +1,11 @@
 """Teach the exported model to read whole numbers: it learns an eleventh class, "not one digit",
-on the candidate digits the number reader cuts from numbers composed of its run's training digits,
-and is added to the export folder (number.json, number.pdiparams). `deploy/infer.py --number` and
-the service's number mode use it; without it they read with the digit model alone.
+on the candidate digits the number reader cuts from numbers composed of its run's training digits
+(number.json, number.pdiparams), and a line model learns to read a number's whole strip of ink
+with CTC (line.json, line.pdiparams); both are added to the export folder. `deploy/infer.py
+--number` and the service's number mode use them; without them they read with the digit model
+alone.
 
-    python tools/train_numbers.py [--model output/inference] [--epochs 1]
+    python tools/train_numbers.py [--model output/inference] [--epochs 1] [--lines 50000]
 """
 
 from mnist_paddle.cli import parser, quiet_paddle, user_errors
@@ -25,22 +27,33 @@ def main() -> None:
         type=int,
         help="numbers of each kind read at the end, to check and calibrate on (500)",
     )
+    p.add_argument(
+        "--lines",
+        type=int,
+        help="numbers the line model learns from, four in five handwritten (50000; 0: no line "
+        "model)",
+    )
+    p.add_argument("--line-epochs", type=int, help="the line model's epochs (2)")
     args = p.parse_args()
     quiet_paddle(args.verbose)
     with user_errors():
         from mnist_paddle.train import numbers  # imports Paddle, after quiet_paddle()
 
-        given = {
-            "handwritten_count": args.handwritten,
-            "typeset_count": args.typeset,
-            "epochs": args.epochs,
-            "check": args.check,
+        given = {  # train_number_model's argument: (its flag, the value given, least allowed)
+            "handwritten_count": ("--handwritten", args.handwritten, 1),
+            "typeset_count": ("--typeset", args.typeset, 0),
+            "epochs": ("--epochs", args.epochs, 1),
+            "check": ("--check", args.check, 1),
+            "line_numbers": ("--lines", args.lines, 0),
+            "line_epochs": ("--line-epochs", args.line_epochs, 1),
         }
-        for key, value in given.items():
-            if value is not None and value < (0 if key == "typeset_count" else 1):
-                raise numbers.UserError(f"--{key.split('_')[0]} must be positive, got {value}")
+        for flag, value, least in given.values():
+            if value is not None and value < least:
+                raise numbers.UserError(f"{flag} must be at least {least}, got {value}")
         numbers.train_number_model(
-            args.model, args.data_root, **{k: v for k, v in given.items() if v is not None}
+            args.model,
+            args.data_root,
+            **{key: value for key, (_, value, _) in given.items() if value is not None},
         )
 
 

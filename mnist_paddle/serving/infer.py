@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from mnist_paddle.cli import parser, quiet_paddle, user_errors
 
@@ -63,10 +64,11 @@ def main(argv: list[str] | None = None) -> int:
             precision=args.precision,
             runtime=args.runtime,
         )
+        items = collect_images(args.images)  # image paths, and error dicts for bad arguments
         if args.number:
             from mnist_paddle.serving.numbers import read_numbers
 
-            results = read_numbers(recognizer, args.images, args.debug_dir)
+            results = read_numbers(recognizer, items, args.debug_dir)
             if not recognizer.has_number_model and any("number" in r for r in results):
                 print(
                     f"note: {args.model_dir} has no number model (`python tools/train_numbers.py` "
@@ -75,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                 )
         else:
-            results = recognizer.recognize_args(args.images, debug_dir=args.debug_dir)
+            paths = [x for x in items if isinstance(x, Path)]
+            found = iter(recognizer.recognize(paths, debug_dir=args.debug_dir))
+            results = [next(found) if isinstance(x, Path) else x for x in items]
     for r in results:
         if args.json:
             print(json.dumps(r))
@@ -127,3 +131,24 @@ def probability(text: str) -> float:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def collect_images(args: list[str]) -> list[Path | dict]:
+    """Files and folders from the command line -> image paths, with an error dict in place of
+    each argument that is missing or a folder without images; in the order given."""
+    from mnist_paddle.serving.preprocess import IMAGE_EXTENSIONS
+
+    items: list[Path | dict] = []
+    for arg in args:
+        path = Path(arg)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                kinds = ", ".join(IMAGE_EXTENSIONS)
+                items.append({"path": arg, "error": f"{arg}: folder holds no images ({kinds})"})
+            items.extend(found)
+        elif path.exists():
+            items.append(path)
+        else:
+            items.append({"path": arg, "error": f"{arg}: no such file or folder"})
+    return items

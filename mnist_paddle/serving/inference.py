@@ -8,6 +8,9 @@ Needs only the export folder (`tools/export.py` writes it), never the training c
     number.json, number.pdiparams
                          the number model, if tools/train_numbers.py has added it: the digit
                          model taught an eleventh class, "not one digit" (serving/numbers.py)
+    line.json, line.pdiparams
+                         the line model, if tools/train_numbers.py has added it: a CRNN that
+                         reads a whole number's strip of ink (CTC; serving/lines.py)
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from mnist_paddle.errors import UserError, first_line
 from mnist_paddle.fileio import atomic_path
 from mnist_paddle.serving import gpu
 from mnist_paddle.serving.onnx import OnnxPredictor
-from mnist_paddle.serving.preprocess import IMAGE_EXTENSIONS, load_digit
+from mnist_paddle.serving.preprocess import load_digit
 
 METADATA = "metadata.json"
 FORMAT = "mnist-paddle-inference/3"  # 2: the SHA-256 of each file; 3: temperature, min_prob
@@ -97,7 +100,7 @@ class Recognizer:
         else:
             self._create_paddle(device, threads, tensorrt, precision)
         self._device, self._threads = device, threads
-        self._number = None  # the number model's predictor, made when first needed
+        self._side_models: dict[str, _Predictor] = {}  # number, line: made when first needed
         self.normalize = self.meta["normalize"]
         self.class_names = self.meta["class_names"]
         # softmax(logits / temperature): probabilities fitted to held-out images at export
@@ -205,17 +208,33 @@ class Recognizer:
 
     def number_logits(self, digits: list[np.ndarray], batch_size: int = 256) -> np.ndarray:
         """Candidate digits of a number, (28, 28) each -> (N, 11) logits of the number model:
-        the ten digits and "not one digit". Paddle Inference, on the CPU or the GPU (no
-        TensorRT: it is not worth building an engine for this model)."""
-        if self._number is None:
-            files = (self._checked("number_model"), self._checked("number_params"))
+        the ten digits and "not one digit"."""
+        return self._batched(self._side_model("number").run, digits, batch_size)
+
+    @property
+    def has_line_model(self) -> bool:
+        return "line_model" in self.meta["files"]
+
+    def line_logits(self, strip: np.ndarray) -> np.ndarray:
+        """A whole number's strip of ink (serving/lines.py), (32, W) -> (11, W / 4) logits of
+        the line model: blank or a digit, every 4 columns."""
+        batch = np.ascontiguousarray(strip[None, None], dtype=np.float32)
+        return self._side_model("line").run(batch)[0]
+
+    def _side_model(self, name: str) -> _Predictor:
+        """The predictor of the export's number or line model, made when first needed: Paddle
+        Inference on the CPU or the GPU (no TensorRT: not worth an engine for these models)."""
+        if name not in self._side_models:
+            files = (self._checked(f"{name}_model"), self._checked(f"{name}_params"))
             if self._device == "gpu":
                 config = gpu.gpu_config(*files)
             else:
-                threads = self._threads or os.cpu_count() or 1
+                # one strip takes 1.0 ms on one thread or two, but two stall when the other core
+                # is busy (125 ms measured), as it is with a service worker per core
+                threads = 1 if name == "line" else self._threads or os.cpu_count() or 1
                 config = _cpu_config(*files, onednn=True, threads=threads)
-            self._number = self._create(config)
-        return self._batched(self._number.run, digits, batch_size)
+            self._side_models[name] = self._create(config)
+        return self._side_models[name]
 
     def answer(self, probs: np.ndarray) -> dict:
         """{"digit", "prob", "sure", "top"} for one image's class probabilities."""
@@ -228,12 +247,6 @@ class Recognizer:
                 {"digit": int(self.class_names[k]), "prob": round(float(probs[k]), 4)} for k in top
             ],
         }
-
-    def recognize_args(self, args: list[str], debug_dir: Path | None = None) -> list[dict]:
-        """Like `recognize`, for command-line arguments: files, and folders of images."""
-        items = collect_images(args)  # image paths, and error dicts for bad arguments
-        found = iter(self.recognize([x for x in items if isinstance(x, Path)], debug_dir=debug_dir))
-        return [next(found) if isinstance(x, Path) else x for x in items]
 
 
 class _Predictor:
@@ -269,22 +282,3 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = logits / temperature
     shifted = np.exp(z - z.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
-
-
-def collect_images(args: list[str]) -> list[Path | dict]:
-    """Files and folders from the command line -> image paths, with an error dict in place of
-    each argument that is missing or a folder without images; in the order given."""
-    items: list[Path | dict] = []
-    for arg in args:
-        path = Path(arg)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-            if not found:
-                kinds = ", ".join(IMAGE_EXTENSIONS)
-                items.append({"path": arg, "error": f"{arg}: folder holds no images ({kinds})"})
-            items.extend(found)
-        elif path.exists():
-            items.append(path)
-        else:
-            items.append({"path": arg, "error": f"{arg}: no such file or folder"})
-    return items

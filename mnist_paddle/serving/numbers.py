@@ -18,9 +18,13 @@ Steps 1-3 are segment.py's:
    digit's shape (a 1 is narrow, the others are not, none is much shorter than the others),
    found by dynamic programming. A piece of a digit, or two digits, is "not one digit" and scores
    low, so touching digits are split and broken ones kept whole by recognition.
-5. Each digit's reported probability is the deployed digit model's calibrated one. The number's
+5. With the export's line model (train/lines.py), the number's whole strip of ink is read
+   again without cuts (CTC, serving/lines.py). Its BEAM likeliest readings and the spans' best
+   one are weighed: each scores its CTC log-likelihood plus SPANS_WEIGHT times the best total of
+   the spans that read it, so each reader vetoes what the other finds implausible.
+6. Each digit's reported probability is the deployed digit model's calibrated one. The number's
    is the chance that the whole reading is right, fitted on numbers of validation digits and
-   training fonts from the number model's probability of the reading (train/numbers.py).
+   training fonts from the models' probability of the reading (train/numbers.py).
 
 An export without a number model is read with the digit model's own probabilities (groups are cut
 less eagerly: MAYBE_WIDE_ALONE); it splits touching digits less well (README, "Whole numbers").
@@ -36,6 +40,7 @@ import numpy as np
 
 from mnist_paddle.errors import UserError
 from mnist_paddle.fileio import atomic_path
+from mnist_paddle.serving import lines
 from mnist_paddle.serving.inference import softmax
 from mnist_paddle.serving.preprocess import read_gray
 from mnist_paddle.serving.segment import (
@@ -51,6 +56,8 @@ from mnist_paddle.serving.segment import (
 # ones) and training fonts, never on the evaluation set
 ONE_WIDTH, DIGIT_WIDTH = (0.0, 0.7), (0.35, 1.15)
 MIN_HEIGHT = 0.6  # a digit is at least this share of the number's digit height
+BEAM = 5  # readings the line model proposes
+SPANS_WEIGHT = 2.0  # a reading's spans total counts this much against its CTC log-likelihood
 DOUBT_FLOOR = 1e-4  # -log P(reading) below this is no doubt at all (see `doubt`)
 
 
@@ -59,7 +66,7 @@ def read_number(recognizer, gray: np.ndarray) -> dict | None:
     in `gray`, or None when the image has no ink. `recognizer`: serving.inference.Recognizer.
 
     With a calibrated number model, the number's `prob` is the chance that the whole reading is
-    right, from the `doubt` of the reading under the number model, as fitted on numbers of
+    right, from the `doubt` of the reading (its Reading.log_prob), as fitted on numbers of
     validation digits and training fonts (train/numbers.py), and `sure` is that prob reaching
     the export's number threshold. Otherwise it is the product of the digits' calibrated
     probabilities, sure when every digit is."""
@@ -109,7 +116,9 @@ class Reading(NamedTuple):
     digits: list[int]
     boxes: list[list[int]]  # [x, y, w, h] of each, in the image's pixels
     images: list[np.ndarray]  # each as the 28x28 digit the models saw
-    log_prob: float | None  # the number model's log-probability of the reading (None: no model)
+    # the number model's log-probability of the reading, plus with a line model its log-share
+    # among the readings weighed (None: no number model)
+    log_prob: float | None
 
 
 def read(recognizer, gray: np.ndarray) -> Reading | None:
@@ -128,34 +137,77 @@ def read(recognizer, gray: np.ndarray) -> Reading | None:
         # (about 0.5) sharpens a confident-looking reading of a stroke fragment towards p = 1,
         # which makes cutting a digit into pieces cheap.
         probs = softmax(recognizer.digit_logits(images))
-    chosen = _best_reading(found, dict(zip(keys, probs)))
+    span_probs = dict(zip(keys, probs))
+    scores = _span_scores(found, span_probs)
+    chosen = _spans_for(found, scores)[1]
+    digits = [scores[key][1] for key in chosen]
+    among = 0.0  # log-probability of the reading among the ones weighed (none: certain)
+    if number_model and recognizer.has_line_model:
+        chosen, digits, among = _weighed_reading(recognizer, found, scores, digits)
     index = {key: k for k, key in enumerate(keys)}
     rows = [index[key] for key in chosen]
-    digits = [int(probs[k, :10].argmax()) for k in rows]
     log_prob = None  # without a number model there is nothing to calibrate it with
     if number_model:
-        log_prob = sum(float(np.log(max(probs[k, d], 1e-30))) for k, d in zip(rows, digits))
+        log_prob = among + sum(float(np.log(max(probs[k, d], 1e-30))) for k, d in zip(rows, digits))
     return Reading(digits, [found.box(key) for key in chosen], [images[k] for k in rows], log_prob)
 
 
 def _best_reading(found: Candidates, probs: dict) -> list:
     """The spans that cover all the atoms, left to right, with the best total of log-probability
     and shape prior (a dynamic program over the atoms)."""
-    score = {
-        k: float(np.log(p[:10].max() + 1e-9))
-        + _shape_prior(int(p[:10].argmax()), found.spans[k], found.height)
-        for k, p in probs.items()
-    }
+    return _spans_for(found, _span_scores(found, probs))[1]
+
+
+def _weighed_reading(recognizer, found: Candidates, scores: dict, digits: list[int]):
+    """The line model's say: the spans' best reading `digits` and the line model's likeliest
+    readings, each scored by its CTC log-likelihood plus SPANS_WEIGHT times the best total of the
+    spans that read it (a reading no run of spans gives is out). Returns the best one's spans
+    and digits, and its log-probability among those weighed (a softmax of the scores)."""
+    steps = lines.log_softmax(recognizer.line_logits(lines.line_image(found)).T)  # (T, 11)
+    texts = dict.fromkeys(["".join(str(d) for d in digits), *lines.best_readings(steps, BEAM)])
+    weighed = []
+    for text in texts:
+        spans_score, spans = _spans_for(found, scores, text)
+        if spans:
+            score = lines.log_likelihood(steps, text) + SPANS_WEIGHT * spans_score
+            weighed.append((score, spans, [int(c) for c in text]))
+    scores = np.array([w[0] for w in weighed])
+    _, spans, digits = weighed[int(scores.argmax())]
+    return spans, digits, float(scores.max() - np.logaddexp.reduce(scores))
+
+
+def _span_scores(found: Candidates, probs: dict) -> dict:
+    """{span: ((10,) log-probability plus shape prior of each digit, its likeliest digit)}."""
+    scores = {}
+    for key, p in probs.items():
+        prior = [_shape_prior(d, found.spans[key], found.height) for d in (0, 1)]
+        digit_prior = np.where(np.arange(10) == 1, prior[1], prior[0])
+        scores[key] = ((np.log(p[:10] + 1e-9) + digit_prior).tolist(), int(p[:10].argmax()))
+    return scores
+
+
+def _spans_for(found: Candidates, scores: dict, text: str | None = None) -> tuple[float, list]:
+    """The run of spans covering all the atoms, left to right, with the best total of
+    log-probability and shape prior (`scores`, from _span_scores), and that total: each span
+    read as its likeliest digit, or the run reading `text` ((-inf, []) when none does). A
+    dynamic program over the atoms (and the digits of `text`)."""
     n = len(found.atoms)
-    best: list[tuple[float, list] | None] = [(0.0, [])] + [None] * n
+    # best[j][m]: the best run over atoms 0..j-1 that reads m digits
+    best: list[dict] = [{0: (0.0, [])}] + [{} for _ in range(n)]
     for j in range(1, n + 1):
-        options = [
-            (best[i][0] + score[(i, j)], best[i][1] + [(i, j)])
-            for i in range(j)
-            if best[i] is not None and (i, j) in score
-        ]
-        best[j] = max(options, key=lambda o: o[0]) if options else None
-    return best[n][1]
+        for i in range(j):
+            if (i, j) not in scores:
+                continue
+            row, likeliest = scores[i, j]
+            for m, (total, spans) in best[i].items():
+                if text is not None and m >= len(text):
+                    continue
+                total += row[likeliest if text is None else int(text[m])]
+                if total > best[j].get(m + 1, (-np.inf,))[0]:
+                    best[j][m + 1] = (total, spans + [(i, j)])
+    if text is not None:
+        return best[n].get(len(text), (-np.inf, []))
+    return max(best[n].values(), key=lambda o: o[0], default=(-np.inf, []))
 
 
 def _shape_prior(digit: int, part: Segment, height: float) -> float:
@@ -192,13 +244,11 @@ def write_debug(debug_dir: Path, index: int, name: str, gray: np.ndarray, result
         cv2.imwrite(str(tmp), overview)
 
 
-def read_numbers(recognizer, args: list[str], debug_dir: Path | None = None) -> list[dict]:
-    """`read_number` for command-line arguments (files, folders): one result per image, in order,
-    {"path", "number", ...} or {"path", "error"}."""
-    from mnist_paddle.serving.inference import collect_images
-
+def read_numbers(recognizer, items: list, debug_dir: Path | None = None) -> list[dict]:
+    """`read_number` for image paths, with error dicts (infer.collect_images) passed through:
+    one result per item, in order, {"path", "number", ...} or {"path", "error"}."""
     results = []
-    for i, item in enumerate(collect_images(args)):
+    for i, item in enumerate(items):
         if isinstance(item, dict):  # a missing path, a folder without images
             results.append(item)
             continue

@@ -90,6 +90,8 @@ def create_app(
         state["inline"] = Recognizer(model_dir, min_prob=min_prob, runtime=runtime)
         if state["recognizer"].has_number_model:  # its predictor too, before the first request
             state["recognizer"].number_logits([np.zeros((28, 28), np.float32)])
+        if state["recognizer"].has_line_model:
+            state["recognizer"].line_logits(np.zeros((32, 32), np.float32))
         yield
 
     app = FastAPI(title="mnist-paddle", lifespan=lifespan, docs_url=None, redoc_url=None)

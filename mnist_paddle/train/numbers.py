@@ -13,10 +13,8 @@ the evaluation fonts, makes the evaluation set (bench/numbers.py).
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
-from multiprocessing import Pool
 from pathlib import Path
 
 import cv2
@@ -30,7 +28,7 @@ from mnist_paddle.models import build_model
 from mnist_paddle.serving import numbers as reader
 from mnist_paddle.serving import segment
 from mnist_paddle.serving.inference import METADATA, Recognizer, file_digest, read_metadata
-from mnist_paddle.train import calibrate, synth
+from mnist_paddle.train import calibrate, lines, synth
 from mnist_paddle.train.checkpoint import load_network
 from mnist_paddle.train.data import IMAGE_SPEC, LABEL_SPEC, mnist_files, read_idx
 from mnist_paddle.train.export import TOLERANCE, replace_dir
@@ -83,25 +81,8 @@ def examples(
     """Labelled spans of `handwritten_count` numbers composed from `images` (MNIST digits,
     uint8) and of `typeset_count` numbers in the training fonts: ((N, 28, 28) uint8, (N,) int64).
     Made in one process per core."""
-    jobs = [
-        (images, labels, n, t, [seed, k])
-        for k, (n, t) in enumerate(zip(_share(handwritten_count), _share(typeset_count)))
-    ]
-    pool = Pool(min(len(jobs), os.cpu_count() or 1), initializer=paddle.disable_signal_handler)
-    try:
-        parts = []
-        for part in pool.imap(_examples, jobs):
-            parts.append(part)
-            print(f"  examples: {len(parts)}/{len(jobs)} parts made", flush=True)
-        pool.close()  # workers end on their own: no SIGTERM, which Paddle would report
-    finally:
-        pool.terminate()
-        pool.join()
+    parts = synth.in_parallel(_examples, images, labels, handwritten_count, typeset_count, seed)
     return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
-
-
-def _share(total: int, parts: int = 8) -> list[int]:
-    return [total // parts + (k < total % parts) for k in range(parts)]
 
 
 def _examples(job) -> tuple[np.ndarray, np.ndarray]:
@@ -110,7 +91,9 @@ def _examples(job) -> tuple[np.ndarray, np.ndarray]:
     fonts = synth.training_fonts()
     x, y = [], []
     for i in range(handwritten_count + typeset_count):
-        digits, page, owners = _random_number(i < handwritten_count, images, labels, fonts, rng)
+        digits, page, owners = synth.random_number(
+            i < handwritten_count, images, labels, fonts, rng
+        )
         found, span_labels = labelled_spans(page, owners, digits)
         kept = [
             (key, label)
@@ -131,12 +114,18 @@ def train_number_model(
     typeset_count: int = TYPESET,
     epochs: int = EPOCHS,
     check: int = CHECK_NUMBERS,
+    line_numbers: int = lines.HANDWRITTEN + lines.TYPESET,
+    line_epochs: int = lines.EPOCHS,
 ) -> dict:
     """Teach the checkpoint behind the export in `model_dir` the eleventh class on spans of
     numbers made of its run's training digits, and add the result to the export (number.json,
     number.pdiparams); then read `check` numbers of its validation digits and `check` typeset
     ones with it, and calibrate a number's probability on them. Returns what it records in the
-    export's metadata under "number_model"."""
+    export's metadata under "number_model".
+
+    Unless `line_numbers` is 0, it also trains the line model (train/lines.py) on the strips of
+    that many numbers (four in five handwritten) for `line_epochs`, and adds it (line.json,
+    line.pdiparams) before the check."""
     model_dir = Path(model_dir)
     prefix = Path(read_metadata(model_dir)["checkpoint"])
     digits_net, checkpoint = load_network(prefix)
@@ -192,8 +181,23 @@ def train_number_model(
             "plain_digits": len(plain),
         },
     }
+    line_network = None
+    if line_numbers:
+        handwritten_lines = line_numbers * 4 // 5
+        print(
+            f"line model: the strips of {handwritten_lines:,} handwritten and "
+            f"{line_numbers - handwritten_lines:,} typeset numbers ...",
+            flush=True,
+        )
+        made, texts = lines.strips(
+            images, labels, handwritten_lines, line_numbers - handwritten_lines, seed=1
+        )
+        line_network = lines.train_line_model(made, texts, line_epochs)
+        record["line_model"] = {"numbers": len(made), "epochs": line_epochs}
     staging = _staged_export(model_dir, network, spans[:CHECK_IMAGES], norm)
     try:
+        if line_network is not None:
+            lines.add_line_model(staging, line_network, made)
         record["validation"] = _read_check(Recognizer(staging), val_images, val_labels, check)
         record["calibration"] = record["validation"].pop("calibration")
         write_json(staging / METADATA, read_metadata(staging) | {"number_model": record})
@@ -202,7 +206,9 @@ def train_number_model(
         shutil.rmtree(staging, ignore_errors=True)
     v, c = record["validation"], record["calibration"]
     print(
-        f"wrote {model_dir}/ ({NUMBER}.json, {NUMBER}.pdiparams): it reads {v['handwritten']:.1%} "
+        f"wrote {model_dir}/ ({NUMBER}.json, {NUMBER}.pdiparams"
+        f"{f', {lines.LINE}.json, {lines.LINE}.pdiparams' if line_network else ''}): it reads "
+        f"{v['handwritten']:.1%} "
         f"of {check} numbers of validation digits and {v['typeset']:.1%} of {check} typeset in "
         f"the training fonts whole; on them a number's probability is calibrated (ECE "
         f"{c['ece']:.1%}), sure at p >= {c['min_prob']:.3f} ({c['sure_share']:.1%} sure, "
@@ -234,10 +240,12 @@ def _staged_export(model_dir: Path, network: paddle.nn.Layer, spans: np.ndarray,
     staging.chmod(DIR_MODE)
     try:
         for path in model_dir.iterdir():
-            if path.is_file() and not path.name.startswith(f"{NUMBER}."):
+            if path.is_file() and not path.name.startswith((f"{NUMBER}.", f"{lines.LINE}.")):
                 shutil.copy2(path, staging / path.name)
         paddle.jit.save(network, str(staging / NUMBER), input_spec=[IMAGE_SPEC])
         meta = read_metadata(staging)
+        for key in ("line_model", "line_params"):  # a line model of an earlier run is gone
+            meta["sha256"].pop(meta["files"].pop(key, None), None)
         for key, name in (
             ("number_model", f"{NUMBER}.json"),
             ("number_params", f"{NUMBER}.pdiparams"),
@@ -261,17 +269,6 @@ def _staged_export(model_dir: Path, network: paddle.nn.Layer, spans: np.ndarray,
     return staging
 
 
-def _random_number(handwritten: bool, images, labels, fonts, rng: np.random.Generator):
-    """A random number's digits, and its page (BGR) and owners: handwritten from `images`
-    (MNIST digits, uint8, with their `labels`) on paper, or typeset in one of `fonts`."""
-    if handwritten:
-        picks = rng.choice(len(images), size=synth.number_length(rng))
-        return labels[picks], *synth.number_on_paper(list(images[picks]), rng)
-    digits = synth.random_digits(rng)
-    text = "".join(str(d) for d in digits)
-    return digits, *synth.typeset_number(text, fonts[rng.integers(len(fonts))], rng)
-
-
 def _read_check(recognizer: Recognizer, images, labels, count: int) -> dict:
     """Whole-number exact match on `count` handwritten numbers made of `images` (validation
     digits) and `count` typeset in the training fonts; and, fitted on them together, a number's
@@ -282,7 +279,7 @@ def _read_check(recognizer: Recognizer, images, labels, count: int) -> dict:
     kinds, right, log_probs = [], [], []
     for kind in ("handwritten", "typeset"):
         for _ in range(count):
-            digits, page, _ = _random_number(kind == "handwritten", images, labels, fonts, rng)
+            digits, page, _ = synth.random_number(kind == "handwritten", images, labels, fonts, rng)
             gray = cv2.cvtColor(page, cv2.COLOR_BGR2GRAY).astype(np.float32)
             reading = reader.read(recognizer, gray)
             kinds.append(kind)

@@ -14,6 +14,8 @@ fonts-crosextra-* or fonts-lato: they are kept for checks from outside the proje
 from __future__ import annotations
 
 import functools
+import os
+from multiprocessing import Pool
 from pathlib import Path
 
 import cv2
@@ -240,3 +242,41 @@ def number_length(rng: np.random.Generator) -> int:
 def random_digits(rng: np.random.Generator) -> np.ndarray:
     """The digits of a random number of `number_length` digits."""
     return rng.integers(0, 10, number_length(rng))
+
+
+def random_number(handwritten: bool, images, labels, fonts, rng: np.random.Generator):
+    """A random number's digits, and its page (BGR) and owners: handwritten from `images`
+    (MNIST digits, uint8, with their `labels`) on paper, or typeset in one of `fonts`."""
+    if handwritten:
+        picks = rng.choice(len(images), size=number_length(rng))
+        return labels[picks], *number_on_paper(list(images[picks]), rng)
+    digits = random_digits(rng)
+    text = "".join(str(d) for d in digits)
+    return digits, *typeset_number(text, fonts[rng.integers(len(fonts))], rng)
+
+
+def in_parallel(work, images, labels, handwritten: int, typeset: int, seed: int, parts: int = 8):
+    """`work((images, labels, n_handwritten, n_typeset, seed))` for `parts` shares of the numbers
+    to make, in one process per core, with a line of progress per part: the parts' results, in
+    order (each part's seed is [seed, part])."""
+    import paddle  # the workers must not report the pool's SIGTERM as a crash
+
+    jobs = [
+        (images, labels, n, t, [seed, k])
+        for k, (n, t) in enumerate(zip(_share(handwritten, parts), _share(typeset, parts)))
+    ]
+    pool = Pool(min(parts, os.cpu_count() or 1), initializer=paddle.disable_signal_handler)
+    try:
+        done = []
+        for part in pool.imap(work, jobs):
+            done.append(part)
+            print(f"  examples: {len(done)}/{parts} parts made", flush=True)
+        pool.close()  # workers end on their own: no SIGTERM, which Paddle would report
+    finally:
+        pool.terminate()
+        pool.join()
+    return done
+
+
+def _share(total: int, parts: int) -> list[int]:
+    return [total // parts + (k < total % parts) for k in range(parts)]
