@@ -185,47 +185,37 @@ def test_the_export_gains_the_line_model(number_export, tmp_path):
     assert not (again / "line.json").exists() and not Recognizer(again).has_line_model
 
 
-def test_the_reader_weighs_the_line_model(number_export):
-    """With a line model, the reader asks it once per number, and answers one of the readings
-    weighed, with spans that read it."""
+def test_the_reader_chooses_with_the_number_and_line_models(number_export):
+    """The spans are scored by the number model when the export has one, in one batch, and the
+    line model reads the number's strip once; the digits reported are the reading chosen, with
+    the digit model's calibrated probability of them."""
     recognizer = Recognizer(number_export)
-    calls = []
-    line_logits = recognizer.line_logits
+    calls = {"number": [], "line": []}
+    number_logits, line_logits = recognizer.number_logits, recognizer.line_logits
 
-    def spy(strip):
-        calls.append(strip.shape)
-        return line_logits(strip)
-
-    recognizer.line_logits = spy
-    images = read_idx(mnist_files(DATA, "test")[0])
-    ink = np.hstack([images[k].astype(np.float32) / 255 for k in (5, 6, 7)])
-    gray = 255.0 - 255.0 * np.pad(cv2.resize(ink, None, fx=3, fy=3), 30).clip(0, 1)
-    reading = reader.read(recognizer, gray)
-    assert len(calls) == 1 and calls[0][0] == 32
-    assert len(reading.digits) == len(reading.boxes) == len(reading.images) >= 1
-    assert reading.log_prob < 0
-
-
-def test_the_reader_chooses_with_the_number_model(number_export):
-    """The spans are scored by the number model when the export has one; the digits reported
-    are the ones it reads, with the digit model's calibrated probability of them."""
-    recognizer = Recognizer(number_export)
-    calls = []
-    number_logits = recognizer.number_logits
-
-    def spy(images):
-        calls.append(len(images))
+    def number_spy(images):
+        calls["number"].append(len(images))
         return number_logits(images)
 
-    recognizer.number_logits = spy
-    images = read_idx(mnist_files(DATA, "test")[0])
-    ink = np.hstack([images[k].astype(np.float32) / 255 for k in (0, 1, 2)])
-    gray = 255.0 - 255.0 * np.pad(cv2.resize(ink, None, fx=3, fy=3), 30).clip(0, 1)
-    result = reader.read_number(recognizer, gray)
-    assert calls and calls[0] >= len(result["digits"])
+    def line_spy(strip):
+        calls["line"].append(strip.shape)
+        return line_logits(strip)
+
+    recognizer.number_logits, recognizer.line_logits = number_spy, line_spy
+    result = reader.read_number(recognizer, mnist_number(0, 1, 2))
+    assert len(calls["number"]) == 1 and calls["number"][0] >= len(result["digits"]) >= 1
+    assert len(calls["line"]) == 1 and calls["line"][0][0] == 32
+    assert result["number"] == "".join(str(d["digit"]) for d in result["digits"])
     for d in result["digits"]:
         assert 0 <= d["digit"] <= 9 and 0 <= d["prob"] <= 1
         assert d["sure"] == (d["prob"] >= recognizer.min_prob)
+
+
+def mnist_number(*indices: int) -> np.ndarray:
+    """MNIST test digits side by side, 3x, dark on white: a gray page of a number."""
+    images = read_idx(mnist_files(DATA, "test")[0])
+    ink = np.hstack([images[k].astype(np.float32) / 255 for k in indices])
+    return 255.0 - 255.0 * np.pad(cv2.resize(ink, None, fx=3, fy=3), 30).clip(0, 1)
 
 
 def test_a_numbers_probability_is_the_fitted_one(number_export, tmp_path):
@@ -233,9 +223,7 @@ def test_a_numbers_probability_is_the_fitted_one(number_export, tmp_path):
     doubt from the number model's log-probability of the reading, and it is sure from the number
     threshold on; an export without one
     (made before it existed) gives the product of the digits' probabilities, sure when all are."""
-    images = read_idx(mnist_files(DATA, "test")[0])
-    ink = np.hstack([images[k].astype(np.float32) / 255 for k in (3, 4)])
-    gray = 255.0 - 255.0 * np.pad(cv2.resize(ink, None, fx=3, fy=3), 30).clip(0, 1)
+    gray = mnist_number(3, 4)
     fitted = Recognizer(number_export)
     fit = fitted.number_calibration
     reading = reader.read(fitted, gray)
@@ -297,9 +285,7 @@ def test_a_run_without_validation_digits_is_one_line(exported):
 
 
 def test_the_service_and_infer_read_with_the_number_model(number_export, tmp_path):
-    images = read_idx(mnist_files(DATA, "test")[0])
-    ink = np.hstack([images[k].astype(np.float32) / 255 for k in (3, 4)])
-    gray = 255.0 - 255.0 * np.pad(cv2.resize(ink, None, fx=3, fy=3), 30).clip(0, 1)
+    gray = mnist_number(3, 4)
     image = tmp_path / "n.png"
     cv2.imwrite(str(image), gray.astype(np.uint8))
     expected = reader.read_number(Recognizer(number_export), gray.astype(np.uint8).astype(float))
