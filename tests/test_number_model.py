@@ -262,8 +262,9 @@ def test_not_a_digit_makes_the_reading_split_a_span():
         joined[4 if joined_is_a_digit else numbers.NOT_A_DIGIT] = 0.99
         return {(0, 1): piece, (1, 2): piece, (0, 2): joined}
 
-    assert reader._best_reading(found, probs(True)) == [(0, 2)]
-    assert reader._best_reading(found, probs(False)) == [(0, 1), (1, 2)]
+    for joined_is_a_digit, spans in ((True, [(0, 2)]), (False, [(0, 1), (1, 2)])):
+        scores = reader._span_scores(found, probs(joined_is_a_digit))
+        assert reader._spans_for(found, scores)[1] == spans
 
 
 def test_a_damaged_number_model_is_one_line(number_export, tmp_path):

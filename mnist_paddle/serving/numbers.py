@@ -152,12 +152,6 @@ def read(recognizer, gray: np.ndarray) -> Reading | None:
     return Reading(digits, [found.box(key) for key in chosen], [images[k] for k in rows], log_prob)
 
 
-def _best_reading(found: Candidates, probs: dict) -> list:
-    """The spans that cover all the atoms, left to right, with the best total of log-probability
-    and shape prior (a dynamic program over the atoms)."""
-    return _spans_for(found, _span_scores(found, probs))[1]
-
-
 def _weighed_reading(recognizer, found: Candidates, scores: dict, digits: list[int]):
     """The line model's say: the spans' best reading `digits` and the line model's likeliest
     readings, each scored by its CTC log-likelihood plus SPANS_WEIGHT times the best total of the
@@ -171,9 +165,9 @@ def _weighed_reading(recognizer, found: Candidates, scores: dict, digits: list[i
         if spans:
             score = lines.log_likelihood(steps, text) + SPANS_WEIGHT * spans_score
             weighed.append((score, spans, [int(c) for c in text]))
-    scores = np.array([w[0] for w in weighed])
-    _, spans, digits = weighed[int(scores.argmax())]
-    return spans, digits, float(scores.max() - np.logaddexp.reduce(scores))
+    totals = np.array([total for total, _, _ in weighed])
+    _, spans, digits = weighed[int(totals.argmax())]
+    return spans, digits, float(totals.max() - np.logaddexp.reduce(totals))
 
 
 def _span_scores(found: Candidates, probs: dict) -> dict:

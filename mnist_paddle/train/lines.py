@@ -26,8 +26,9 @@ from mnist_paddle.train import synth
 from mnist_paddle.train.export import TOLERANCE
 
 LINE = "line"  # -> line.json + line.pdiparams in the export folder
-# The recipe, chosen on numbers of validation digits (README, "Whole numbers"): 40,000
-# handwritten and 10,000 typeset numbers, 2 epochs of Adam, one-cycle up to 3e-3, batch 64.
+# The recipe: the first one tried, checked on numbers of validation digits (README, "Whole
+# numbers", where a wider model is compared): 40,000 handwritten and 10,000 typeset numbers,
+# 2 epochs of Adam, one-cycle up to 3e-3, batch 64.
 HANDWRITTEN, TYPESET = 40000, 10000
 EPOCHS, BATCH, LR = 2, 64, 3e-3
 LOG = 200  # batches between progress lines
