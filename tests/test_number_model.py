@@ -305,7 +305,7 @@ def test_the_service_and_infer_read_with_the_number_model(number_export, tmp_pat
     finally:
         process.terminate()
         process.wait(timeout=30)
-    assert health["number_model"] is True
+    assert health["number_model"] is True and health["line_model"] is True
     assert answer["number"] == expected["number"] and answer["digits"] == expected["digits"]
 
 

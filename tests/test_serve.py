@@ -46,6 +46,7 @@ def test_health(server):
         "model": "lenet",
         "test_acc": pytest.approx(0.9, abs=0.1),
         "number_model": False,
+        "line_model": False,
     }
 
 

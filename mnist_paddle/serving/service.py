@@ -2,7 +2,8 @@
 
     GET  /         the page: a canvas to draw on, the prediction, the ten probabilities, and
                    the 28x28 image the model saw
-    GET  /health   {"status": "ok", "model": ..., "test_acc": ..., "number_model": true/false}
+    GET  /health   {"status": "ok", "model": ..., "test_acc": ..., "number_model": true/false,
+                    "line_model": true/false}
     POST /predict  images as multipart uploads (field `image`, repeatable) or as JSON
                    {"image": "<base64>"} / {"images": [...]} (data URLs too); answers
                    {"results": [{"digit", "prob", "sure", "top", "probs"}]}, in order; with
@@ -114,6 +115,7 @@ def create_app(
             "model": meta["model"]["name"],
             "test_acc": meta.get("test_acc"),
             "number_model": state["recognizer"].has_number_model,
+            "line_model": state["recognizer"].has_line_model,
         }
 
     @app.post("/predict")
