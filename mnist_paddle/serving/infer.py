@@ -129,10 +129,6 @@ def probability(text: str) -> float:
     return value
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def collect_images(args: list[str]) -> list[Path | dict]:
     """Files and folders from the command line -> image paths, with an error dict in place of
     each argument that is missing or a folder without images; in the order given."""
@@ -152,3 +148,7 @@ def collect_images(args: list[str]) -> list[Path | dict]:
         else:
             items.append({"path": arg, "error": f"{arg}: no such file or folder"})
     return items
+
+
+if __name__ == "__main__":
+    sys.exit(main())

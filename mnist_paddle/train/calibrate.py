@@ -6,7 +6,7 @@ images (the run's validation split, never the test set).
     sure_threshold     the lowest top probability at which answers at or above it are wrong at
                        most 0.2% of the time
     fit_logistic       a probability of being right from one score (a whole number's: the
-                       number model's log-probability of its reading), by logistic regression
+                       doubt of its reading, serving/numbers.py), by logistic regression
 """
 
 from __future__ import annotations

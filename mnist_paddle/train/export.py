@@ -19,7 +19,14 @@ import paddle
 from mnist_paddle.digits import normalize
 from mnist_paddle.errors import UserError
 from mnist_paddle.fileio import DIR_MODE, write_json
-from mnist_paddle.serving.inference import FORMAT, METADATA, Recognizer, file_digest, softmax
+from mnist_paddle.serving.inference import (
+    FORMAT,
+    METADATA,
+    Recognizer,
+    file_digest,
+    read_metadata,
+    softmax,
+)
 from mnist_paddle.train import calibrate, plots
 from mnist_paddle.train.checkpoint import (
     find_checkpoints,
@@ -218,14 +225,31 @@ def _check(
     with paddle.no_grad():
         expected = network(paddle.to_tensor(images)).numpy()
     got = recognizer.logits(images)
+    return check_logits(got, expected), images, got
+
+
+def check_logits(got: np.ndarray, expected: np.ndarray, what: str = "model") -> float:
+    """The largest |logit difference| between Paddle Inference's `got` and the dygraph model's
+    `expected`; beyond TOLERANCE (or NaN) a one-line error, and nothing is written."""
     diff = float(np.abs(got - expected).max())
     if not diff <= TOLERANCE:  # also catches NaN
         raise UserError(
-            "exported model disagrees with the dygraph model: "
-            f"max logit difference {diff:.2e} > {TOLERANCE:g}; "
-            "nothing was written"
+            f"exported {what} disagrees with the dygraph {what}: max logit difference "
+            f"{diff:.2e} > {TOLERANCE:g}; nothing was written"
         )
-    return diff, images, got
+    return diff
+
+
+def add_model_files(folder: Path, name: str, network: paddle.nn.Layer, input_spec) -> None:
+    """Save `network` into the export `folder` as `<name>.json` + `<name>.pdiparams` and record
+    both in its metadata (files `<name>_model`, `<name>_params`, with their SHA-256): how the
+    number and line models join an export."""
+    paddle.jit.save(network, str(folder / name), input_spec=[input_spec])
+    meta = read_metadata(folder)
+    for key, file in ((f"{name}_model", f"{name}.json"), (f"{name}_params", f"{name}.pdiparams")):
+        meta["files"][key] = file
+        meta["sha256"][file] = file_digest(folder / file)
+    write_json(folder / METADATA, meta)
 
 
 def replace_dir(new: Path, target: Path) -> None:

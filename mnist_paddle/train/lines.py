@@ -17,13 +17,11 @@ import cv2
 import numpy as np
 import paddle
 
-from mnist_paddle.errors import UserError
-from mnist_paddle.fileio import write_json
 from mnist_paddle.models.line import LINE_HEIGHT, STRIDE, LineReader
 from mnist_paddle.serving import lines, segment
-from mnist_paddle.serving.inference import METADATA, Recognizer, file_digest, read_metadata
+from mnist_paddle.serving.inference import Recognizer
 from mnist_paddle.train import synth
-from mnist_paddle.train.export import TOLERANCE
+from mnist_paddle.train.export import add_model_files, check_logits
 
 LINE = "line"  # -> line.json + line.pdiparams in the export folder
 # The recipe: the first one tried, checked on numbers of validation digits (README, "Whole
@@ -111,20 +109,10 @@ def add_line_model(folder: Path, network: LineReader, made: list[np.ndarray]) ->
     """Save `network` into the export `folder` (line.json, line.pdiparams, recorded in its
     metadata), checked: Paddle Inference's logits on a few of the strips `made` against the
     dygraph network's."""
-    paddle.jit.save(network, str(folder / LINE), input_spec=[STRIP_SPEC])
-    meta = read_metadata(folder)
-    for key, name in (("line_model", f"{LINE}.json"), ("line_params", f"{LINE}.pdiparams")):
-        meta["files"][key] = name
-        meta["sha256"][name] = file_digest(folder / name)
-    write_json(folder / METADATA, meta)
+    add_model_files(folder, LINE, network, STRIP_SPEC)
     recognizer = Recognizer(folder)
     for strip in made[:: max(1, len(made) // CHECK_STRIPS)][:CHECK_STRIPS]:
         strip = strip.astype(np.float32) / 255.0
         with paddle.no_grad():
             expected = network(paddle.to_tensor(strip[None, None])).numpy()[0]
-        diff = float(np.abs(recognizer.line_logits(strip) - expected).max())
-        if not diff <= TOLERANCE:  # also catches NaN
-            raise UserError(
-                f"the exported line model disagrees with the dygraph one: max logit difference "
-                f"{diff:.2e} > {TOLERANCE:g}; nothing was written"
-            )
+        check_logits(recognizer.line_logits(strip), expected, "line model")

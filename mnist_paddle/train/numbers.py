@@ -27,11 +27,11 @@ from mnist_paddle.fileio import DIR_MODE, write_json
 from mnist_paddle.models import build_model
 from mnist_paddle.serving import numbers as reader
 from mnist_paddle.serving import segment
-from mnist_paddle.serving.inference import METADATA, Recognizer, file_digest, read_metadata
+from mnist_paddle.serving.inference import METADATA, Recognizer, read_metadata
 from mnist_paddle.train import calibrate, lines, synth
 from mnist_paddle.train.checkpoint import load_network
 from mnist_paddle.train.data import IMAGE_SPEC, LABEL_SPEC, mnist_files, read_idx
-from mnist_paddle.train.export import TOLERANCE, replace_dir
+from mnist_paddle.train.export import add_model_files, check_logits, replace_dir
 from mnist_paddle.train.loader import ArrayDataset, split_validation
 
 NOT_A_DIGIT = 10  # the eleventh class
@@ -242,27 +242,16 @@ def _staged_export(model_dir: Path, network: paddle.nn.Layer, spans: np.ndarray,
         for path in model_dir.iterdir():
             if path.is_file() and not path.name.startswith((f"{NUMBER}.", f"{lines.LINE}.")):
                 shutil.copy2(path, staging / path.name)
-        paddle.jit.save(network, str(staging / NUMBER), input_spec=[IMAGE_SPEC])
         meta = read_metadata(staging)
         for key in ("line_model", "line_params"):  # a line model of an earlier run is gone
             meta["sha256"].pop(meta["files"].pop(key, None), None)
-        for key, name in (
-            ("number_model", f"{NUMBER}.json"),
-            ("number_params", f"{NUMBER}.pdiparams"),
-        ):
-            meta["files"][key] = name
-            meta["sha256"][name] = file_digest(staging / name)
         write_json(staging / METADATA, meta)
+        add_model_files(staging, NUMBER, network, IMAGE_SPEC)
         with paddle.no_grad():
             batch = normalize(spans.astype(np.float32), norm["mean"], norm["std"])[:, None]
             expected = network(paddle.to_tensor(batch)).numpy()
         got = Recognizer(staging).number_logits(list(spans.astype(np.float32)))
-        diff = float(np.abs(got - expected).max())
-        if not diff <= TOLERANCE:  # also catches NaN
-            raise UserError(
-                f"the exported number model disagrees with the dygraph one: max logit "
-                f"difference {diff:.2e} > {TOLERANCE:g}; nothing was written"
-            )
+        check_logits(got, expected, "number model")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
