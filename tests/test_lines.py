@@ -3,6 +3,8 @@ the strip it reads, CTC likelihoods and readings against brute force, and how th
 its readings against the spans'."""
 
 import itertools
+import shutil
+from pathlib import Path
 
 import numpy as np
 import paddle
@@ -117,3 +119,30 @@ def test_spans_for_a_text_follow_its_digits():
     assert spans == [(0, 1), (1, 2)] and score == pytest.approx(np.log(0.005) + np.log(0.9))
     assert reader._spans_for(found, scores, "9") == (pytest.approx(np.log(0.005)), [(0, 2)])
     assert reader._spans_for(found, scores, "123") == (-np.inf, [])
+
+
+def test_the_line_model_trains_data_parallel(capsys):
+    """On two processes (paddle.distributed.launch): the first one's progress lines reach the
+    user, none of the launcher's; the weights it learned come back."""
+    rng = np.random.default_rng(0)
+    texts = ["1", "22", "345", "6789", "0", "51"]
+    made = [rng.integers(0, 256, (32, 12 * len(t) + 4), np.uint8) for t in texts]
+    network = line_training.train_line_model(made, texts, epochs=2, processes=2)
+    shown = capsys.readouterr().out.splitlines()
+    assert shown and all(line.startswith(line_training.PROGRESS) for line in shown)
+    assert "epoch 2/2, batch 2/2" in shown[-1]
+    paddle.seed(0)
+    untrained = line_model.LineReader().state_dict()
+    moved = [
+        not np.allclose(v.numpy(), untrained[k].numpy()) for k, v in network.state_dict().items()
+    ]
+    assert any(moved) and not network.training
+
+
+def test_a_failed_data_parallel_run_is_one_error():
+    made, texts = [np.zeros((32, 16), np.uint8)], ["1"]
+    with pytest.raises(line_training.UserError, match="training the line model failed") as e:
+        line_training.train_line_model(made, texts, epochs=0, processes=2)  # no step to take
+    log = Path(str(e.value).split("see ")[1].split(" and ")[0])
+    assert "\n" not in str(e.value) and log.read_text()
+    shutil.rmtree(log.parent)

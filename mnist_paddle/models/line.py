@@ -20,7 +20,9 @@ CLASSES = 11  # blank and the ten digits
 
 
 class LineReader(nn.Layer):
-    def __init__(self, channels: tuple[int, int, int] = (16, 32, 64), hidden: int = 128):
+    # (32, 64, 128) read 92.0% of numbers of validation digits alone, (16, 32, 64) 90.1% (and
+    # 93.1% -> 94.2% weighed with the spans), at 2.5x the time per strip (1.1 -> 2.7 ms)
+    def __init__(self, channels: tuple[int, int, int] = (32, 64, 128), hidden: int = 128):
         super().__init__()
         a, b, c = channels
         self.features = nn.Sequential(

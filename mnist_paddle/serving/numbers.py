@@ -57,7 +57,7 @@ from mnist_paddle.serving.segment import (
 ONE_WIDTH, DIGIT_WIDTH = (0.0, 0.7), (0.35, 1.15)
 MIN_HEIGHT = 0.6  # a digit is at least this share of the number's digit height
 BEAM = 5  # readings the line model proposes
-SPANS_WEIGHT = 2.0  # a reading's spans total counts this much against its CTC log-likelihood
+SPANS_WEIGHT = 1.0  # a reading's spans total counts this much against its CTC log-likelihood
 DOUBT_FLOOR = 1e-4  # -log P(reading) below this is no doubt at all (see `doubt`)
 
 
