@@ -83,14 +83,17 @@ def train_line_model(
     command = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node"]
     command += [str(processes), "--log_dir", str(work / "logs"), sys.executable, "-m", __name__]
     command += [str(work / "strips.npz"), str(work / PARAMS), str(epochs)]
-    with open(work / "launch.log", "w") as log:
-        child = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        for line in child.stdout:
-            log.write(line)
-            if line.startswith(PROGRESS):  # the first process's; the rest is the launcher's
-                print(line, end="", flush=True)
+    try:
+        with open(work / "launch.log", "w") as log:
+            child = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+            for line in child.stdout:
+                log.write(line)
+                if line.startswith(PROGRESS):  # the first process's; the rest is the launcher's
+                    print(line, end="", flush=True)
+    finally:
+        (work / "strips.npz").unlink()  # hundreds of MB for the quick start's strips
     if child.wait() != 0:  # its logs stay for a look
         raise UserError(
             f"training the line model failed (exit {child.returncode}); see {work}/launch.log "
