@@ -121,17 +121,19 @@ def test_spans_for_a_text_follow_its_digits():
     assert reader._spans_for(found, scores, "123") == (-np.inf, [])
 
 
-@pytest.mark.parametrize("processes", [1, 2])
-def test_the_line_model_trains_on_one_process_or_several(capsys, processes):
+@pytest.mark.parametrize("processes, verbose", [(1, False), (2, False), (2, True)])
+def test_the_line_model_trains_on_one_process_or_several(capsys, processes, verbose):
     """In this process, or data-parallel on two (paddle.distributed.launch): the progress lines
-    (the first process's) reach the user, none of the launcher's; the learned weights return."""
+    (the first process's) reach the user, the launcher's only when `verbose`; the learned
+    weights return."""
     rng = np.random.default_rng(0)
     texts = ["1", "22", "345", "6789", "0", "51"]
     made = [rng.integers(0, 256, (32, 12 * len(t) + 4), np.uint8) for t in texts]
-    network = line_training.train_line_model(made, texts, epochs=2, processes=processes)
+    network = line_training.train_line_model(made, texts, 2, processes, verbose)
     shown = capsys.readouterr().out.splitlines()
-    assert shown and all(line.startswith(line_training.PROGRESS) for line in shown)
-    assert "epoch 2/2, batch 2/2" in shown[-1]
+    progress = [line for line in shown if line.startswith(line_training.PROGRESS)]
+    assert progress and (len(progress) < len(shown)) == verbose
+    assert "epoch 2/2, batch 2/2" in progress[-1]
     paddle.seed(0)
     untrained = line_model.LineReader().state_dict()
     moved = [

@@ -53,6 +53,7 @@ def main() -> None:
         numbers.train_number_model(
             args.model,
             args.data_root,
+            verbose=args.verbose,
             **{key: value for key, (_, value, _) in given.items() if value is not None},
         )
 

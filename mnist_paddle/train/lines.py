@@ -67,13 +67,17 @@ def _strips(job):
 
 
 def train_line_model(
-    made: list[np.ndarray], texts: list[str], epochs: int = EPOCHS, processes: int | None = None
+    made: list[np.ndarray],
+    texts: list[str],
+    epochs: int = EPOCHS,
+    processes: int | None = None,
+    verbose: bool = False,
 ) -> LineReader:
     """A LineReader taught with CTC to read `texts` off the strips `made`, data-parallel on
     `processes` (default: one per core): Paddle's dygraph training uses one core here, so with
     two the model trains in about half the time. Each process runs `python -m
     mnist_paddle.train.lines` under `paddle.distributed.launch` and takes its half of every
-    batch; the first one's progress lines are passed on."""
+    batch; the first one's progress lines are passed on (`verbose`: the launcher's too)."""
     processes = processes or os.cpu_count() or 1
     if processes == 1:
         return _train(made, texts, epochs)
@@ -90,7 +94,7 @@ def train_line_model(
             )
             for line in child.stdout:
                 log.write(line)
-                if line.startswith(PROGRESS):  # the first process's; the rest is the launcher's
+                if verbose or line.startswith(PROGRESS):  # the rest is the launcher's
                     print(line, end="", flush=True)
     finally:
         (work / "strips.npz").unlink()  # hundreds of MB for the quick start's strips

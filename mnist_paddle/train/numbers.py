@@ -116,6 +116,7 @@ def train_number_model(
     check: int = CHECK_NUMBERS,
     line_numbers: int = lines.HANDWRITTEN + lines.TYPESET,
     line_epochs: int = lines.EPOCHS,
+    verbose: bool = False,
 ) -> dict:
     """Teach the checkpoint behind the export in `model_dir` the eleventh class on spans of
     numbers made of its run's training digits, and add the result to the export (number.json,
@@ -125,7 +126,7 @@ def train_number_model(
 
     Unless `line_numbers` is 0, it also trains the line model (train/lines.py) on the strips of
     that many numbers (four in five handwritten) for `line_epochs`, and adds it (line.json,
-    line.pdiparams) before the check."""
+    line.pdiparams) before the check; `verbose` shows the line model's launcher lines too."""
     model_dir = Path(model_dir)
     prefix = Path(read_metadata(model_dir)["checkpoint"])
     digits_net, checkpoint = load_network(prefix)
@@ -192,7 +193,7 @@ def train_number_model(
         made, texts = lines.strips(
             images, labels, handwritten_lines, line_numbers - handwritten_lines, seed=1
         )
-        line_network = lines.train_line_model(made, texts, line_epochs)
+        line_network = lines.train_line_model(made, texts, line_epochs, verbose=verbose)
         record["line_model"] = {"numbers": len(made), "epochs": line_epochs}
     staging = _staged_export(model_dir, network, spans[:CHECK_IMAGES], norm)
     try:
