@@ -87,6 +87,7 @@ def train_line_model(
     command = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node"]
     command += [str(processes), "--log_dir", str(work / "logs"), sys.executable, "-m", __name__]
     command += [str(work / "strips.npz"), str(work / PARAMS), str(epochs)]
+    command += ["--verbose"] if verbose else []  # Paddle's own lines in the processes too
     try:
         with open(work / "launch.log", "w") as log:
             child = subprocess.Popen(
@@ -191,5 +192,5 @@ def _main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    quiet_paddle()
-    _main(sys.argv[1:])
+    quiet_paddle("--verbose" in sys.argv)
+    _main([arg for arg in sys.argv[1:] if arg != "--verbose"])
