@@ -30,6 +30,7 @@ from mnist_paddle.serving.inference import Recognizer
 from mnist_paddle.train.checkpoint import META, read_meta
 from mnist_paddle.train.config import Config, load_config
 from mnist_paddle.train.export import export
+from mnist_paddle.train.rundir import launcher
 
 INFER_BATCH = 64
 INFER_CALLS = 300
@@ -97,10 +98,7 @@ def _train(path: Path, cfg: Config, output_dir: str, nproc: int, visualdl: bool)
     print(f"training {path} -> {cfg.run_dir} (log: {log})", flush=True)
     command = [sys.executable]
     if nproc > 1:  # data-parallel: one process per core (see mnist_paddle/train/loader.py)
-        launcher_logs = Path(output_dir) / f"{cfg.run_name}.launch"
-        command += ["-m", "paddle.distributed.launch", "--nproc_per_node", str(nproc)]
-        command += ["--log_dir", str(launcher_logs)]
-        command += [sys.executable]  # launch runs a command that is not a .py file as it is
+        command = launcher(nproc, Path(output_dir) / f"{cfg.run_name}.launch")
     command += ["-m", "mnist_paddle.train.commands", command_name, "-c", str(path), "--overwrite"]
     command += ["-o", f"output_dir={output_dir}", "-o", "train.verbose=2"]
     command += ["-o", "train.visualdl=true"] if visualdl else []

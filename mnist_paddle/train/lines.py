@@ -29,6 +29,7 @@ from mnist_paddle.serving import lines, segment
 from mnist_paddle.serving.inference import Recognizer
 from mnist_paddle.train import synth
 from mnist_paddle.train.export import add_model_files, check_logits
+from mnist_paddle.train.rundir import is_main_process, launcher, say
 
 LINE = "line"  # -> line.json + line.pdiparams in the export folder
 # The recipe: the first one tried, checked on numbers of validation digits (README, "Whole
@@ -84,8 +85,7 @@ def train_line_model(
     work = Path(tempfile.mkdtemp(prefix="line-model-"))
     widths = [strip.shape[1] for strip in made]  # the strips end to end, and where each ends
     np.savez(work / "strips.npz", ink=np.hstack(made), widths=widths, texts=np.array(texts))
-    command = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node"]
-    command += [str(processes), "--log_dir", str(work / "logs"), sys.executable, "-m", __name__]
+    command = launcher(processes, work / "logs") + ["-m", __name__]
     command += [str(work / "strips.npz"), str(work / PARAMS), str(epochs)]
     command += ["--verbose"] if verbose else []  # Paddle's own lines in the processes too
     try:
@@ -148,9 +148,9 @@ def _train(made: list[np.ndarray], texts: list[str], epochs: int) -> LineReader:
             optimizer.clear_grad()
             schedule.step()
             step += 1
-            if rank == 0 and (step % LOG == 0 or step == steps):
-                print(f"{PROGRESS}epoch {epoch}/{epochs}, batch {step}/{steps}, "
-                      f"CTC loss {float(loss):.3f}", flush=True)  # fmt: skip
+            if step % LOG == 0 or step == steps:
+                say(f"{PROGRESS}epoch {epoch}/{epochs}, batch {step}/{steps}, "
+                    f"CTC loss {float(loss):.3f}")  # fmt: skip
     network.eval()
     return network
 
@@ -187,7 +187,7 @@ def _main(argv: list[str]) -> None:
         ink, widths, texts = saved["ink"], saved["widths"], [str(t) for t in saved["texts"]]
     made = np.split(ink, np.cumsum(widths)[:-1], axis=1)
     network = _train(made, texts, epochs)
-    if paddle.distributed.get_rank() == 0:
+    if is_main_process():
         paddle.save(network.state_dict(), str(params))
 
 

@@ -1,14 +1,15 @@
 """Run folders (`output/<run_name>/`): who may write one, whether a resume matches it, and what
 an interrupted run left in it.
 
-Under `python -m paddle.distributed.launch` only the first process writes files; the others
-train their share of each batch and stay quiet.
+Under `python -m paddle.distributed.launch` (`launcher` starts the command) only the first
+process writes files; the others train their share of each batch and stay quiet.
 """
 
 from __future__ import annotations
 
 import itertools
 import shutil
+import sys
 from pathlib import Path
 
 import paddle
@@ -24,6 +25,14 @@ RESUME_MAY_CHANGE = {"train.verbose", "train.log_freq", "train.device", "data.nu
 def is_main_process() -> bool:
     """False in the second and later processes of a data-parallel run: they write nothing."""
     return paddle.distributed.ParallelEnv().rank == 0
+
+
+def launcher(processes: int, log_dir: Path) -> list[str]:
+    """The start of a command that runs what follows it in `processes` data-parallel processes
+    (`python -m paddle.distributed.launch`), the launcher's and workers' logs in `log_dir`; what
+    follows is run as it is, so `python -m module ...` works, not only a .py file."""
+    command = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node"]
+    return command + [str(processes), "--log_dir", str(log_dir), sys.executable]
 
 
 def say(message: str) -> None:
