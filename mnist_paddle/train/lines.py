@@ -78,7 +78,8 @@ def train_line_model(
     `processes` (default: one per core): Paddle's dygraph training uses one core here, so with
     two the model trains in about half the time. Each process runs `python -m
     mnist_paddle.train.lines` under `paddle.distributed.launch` and takes its half of every
-    batch; the first one's progress lines are passed on (`verbose`: the launcher's too)."""
+    batch; the first one's progress lines are passed on (`verbose`: every line, the launcher's
+    and Paddle's own from the processes)."""
     processes = processes or os.cpu_count() or 1
     if processes == 1:
         return _train(made, texts, epochs)

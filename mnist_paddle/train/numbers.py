@@ -126,7 +126,8 @@ def train_number_model(
 
     Unless `line_numbers` is 0, it also trains the line model (train/lines.py) on the strips of
     that many numbers (four in five handwritten) for `line_epochs`, and adds it (line.json,
-    line.pdiparams) before the check; `verbose` shows the line model's launcher lines too."""
+    line.pdiparams) before the check; `verbose` passes on every line of the line model's
+    data-parallel run, Paddle's own included."""
     model_dir = Path(model_dir)
     prefix = Path(read_metadata(model_dir)["checkpoint"])
     digits_net, checkpoint = load_network(prefix)
