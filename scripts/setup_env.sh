@@ -5,9 +5,14 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON=${PYTHON:-python3}
-# mnist_paddle/train/synth.py: training fonts (noto-core ... firacode), evaluation fonts (the rest)
+# mnist_paddle/train/synth.py: training fonts (noto-core ... dosis), validation fonts (b612 ...
+# quicksand), evaluation fonts (the rest)
 FONT_PACKAGES="fonts-noto-core fonts-open-sans fonts-roboto-unhinted fonts-linuxlibertine
-  fonts-cantarell fonts-ebgaramond fonts-firacode fonts-sil-gentium fonts-inter fonts-hack
+  fonts-cantarell fonts-ebgaramond fonts-firacode fonts-cabin fonts-karla fonts-oxygen
+  fonts-manrope fonts-league-spartan fonts-clear-sans fonts-cardo fonts-oldstandard
+  fonts-roboto-slab fonts-courier-prime fonts-inconsolata fonts-mononoki fonts-noto-mono
+  fonts-fantasque-sans fonts-comfortaa fonts-dosis fonts-b612 fonts-go fonts-vollkorn
+  fonts-anonymous-pro fonts-quicksand fonts-sil-gentium fonts-inter fonts-hack
   fonts-jetbrains-mono fonts-comic-neue"
 missing=""
 for pkg in $FONT_PACKAGES; do

@@ -1,5 +1,6 @@
 import csv
 import hashlib
+import re
 
 from conftest import DATA, run_tool
 
@@ -19,12 +20,16 @@ def test_training_and_evaluation_fonts_are_apart_by_family():
     training = {p.name for p in synth.training_fonts()}
     evaluation = {p.name for p in synth.debian_fonts(synth.EVAL_FONTS)}
     assert len(evaluation) >= 20 and not training & evaluation
-    assert not set(synth.TRAIN_FONTS) & set(synth.EVAL_FONTS)
-    # no file of an evaluation family, in any weight, is among the training fonts
-    for family, patterns in synth.EVAL_FONTS.items():
-        stem = patterns[0].split("-")[0].rstrip("*")
+    validation = {p.name for p in synth.debian_fonts(synth.VALIDATION_FONTS)}
+    assert len(validation) >= 20 and not validation & (training | evaluation)
+    families = [set(synth.TRAIN_FONTS), set(synth.VALIDATION_FONTS), set(synth.EVAL_FONTS)]
+    assert sum(map(len, families)) == len(set.union(*families))
+    # no file of a validation or evaluation family, in any weight, is among the training fonts
+    held_out = {**synth.VALIDATION_FONTS, **synth.EVAL_FONTS}
+    for family, patterns in held_out.items():
+        stem = re.split(r"[-*.]", patterns[0])[0]  # "Gentium*.ttf": Gentium
         assert not any(name.startswith(stem) for name in training), family
-    # the families kept for checks from outside the project are in neither
+    # the families kept for checks from outside the project are in none
     for outside in (
         "Liberation",
         "FreeSans",
@@ -34,7 +39,9 @@ def test_training_and_evaluation_fonts_are_apart_by_family():
         "Lato",
         "Carlito",
     ):
-        assert not any(outside.lower() in n.lower() for n in training | evaluation), outside
+        assert not any(outside.lower() in n.lower() for n in training | validation | evaluation), (
+            outside
+        )
 
 
 def test_typeset_training_digits_look_like_mnist():
