@@ -2,6 +2,7 @@ import csv
 import hashlib
 import re
 
+import numpy as np
 from conftest import DATA, run_tool
 
 from mnist_paddle.bench.realworld import GROUPS, evaluate, make_realworld, naive_input
@@ -50,6 +51,18 @@ def test_typeset_training_digits_look_like_mnist():
     assert images.max() == 255 and images[:, 0, :].max() == 0  # ink to full white, black border
     again, _ = synth.typeset_digits(40, seed=0)
     assert (images == again).all()
+
+
+def test_thinning_a_hairline_face_keeps_the_digit():
+    # Roboto Thin's 5 at 64 px, slanted, thinned by 2 px: the session-13 font list drew it among
+    # the 12,000 training digits, and thinning left two pixels of ink, no digit: a NaN image
+    coverage = synth.glyph(
+        "5", next(p for p in synth.training_fonts() if p.stem == "Roboto-Thin"), 64, 0.26
+    )
+    thinned = synth._stroke_weight(coverage, -2)
+    assert np.isfinite(thinned).all() and thinned.max() == 255
+    bolder = synth._stroke_weight(coverage, 2)
+    assert (bolder > 0).sum() > (thinned > 0).sum()
 
 
 def test_the_set_is_fixed_by_its_seed(tmp_path):

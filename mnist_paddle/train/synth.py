@@ -177,14 +177,27 @@ def typeset_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         size = int(rng.integers(24, 96))
         coverage = glyph(str(label), fonts[rng.integers(len(fonts))], size, rng.uniform(-0.3, 0.3))
         weight = int(rng.integers(-1, 3)) * max(1, size // 32)  # px: thinner, as is, bolder
-        kernel = np.ones((abs(weight) + 1,) * 2, np.uint8)
-        if weight > 0:
-            coverage = cv2.dilate(np.pad(coverage, weight), kernel)
-        elif weight < 0:
-            thinner = cv2.erode(coverage, kernel)
-            coverage = thinner if thinner.max() > 0.5 else coverage  # not erased away
-        images[i] = to_mnist(np.pad(coverage, 4) * 255.0)
+        images[i] = _stroke_weight(coverage, weight)
     return images, labels
+
+
+def _stroke_weight(coverage: np.ndarray, weight: int) -> np.ndarray:
+    """A glyph's coverage (0..1) made `weight` px bolder (> 0) or thinner (< 0), as a 28x28 digit.
+    A thin face that thinning would erase (nothing left that the preprocessing finds ink in) is
+    kept as it is: a digit of no ink would be NaN in the training images."""
+    kernel = np.ones((abs(weight) + 1,) * 2, np.uint8)
+    if weight > 0:
+        coverage = cv2.dilate(np.pad(coverage, weight), kernel)
+    elif weight < 0:
+        thinner = cv2.erode(coverage, kernel)
+        if thinner.max() > 0.5:  # not erased away
+            image = to_mnist(np.pad(thinner, 4) * 255.0)
+            if image is not None:
+                return image
+    image = to_mnist(np.pad(coverage, 4) * 255.0)
+    if image is None:
+        raise ValueError("a typeset glyph without ink")  # a font without the digit
+    return image
 
 
 def paper_digits(digits: np.ndarray, seed: int) -> np.ndarray:
