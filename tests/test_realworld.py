@@ -54,7 +54,7 @@ def test_typeset_training_digits_look_like_mnist():
 
 
 def test_thinning_a_hairline_face_keeps_the_digit():
-    # Roboto Thin's 5 at 64 px, slanted, thinned by 2 px: the session-13 font list drew it among
+    # Roboto Thin's 5 at 64 px, slanted, thinned by 2 px: the session-14 font list drew it among
     # the 12,000 training digits, and thinning left two pixels of ink, no digit: a NaN image
     coverage = synth.glyph(
         "5", next(p for p in synth.training_fonts() if p.stem == "Roboto-Thin"), 64, 0.26

@@ -38,7 +38,7 @@ TRAIN_FONTS = {
     "Cantarell": ["Cantarell-*.otf"],  # fonts-cantarell
     "EB Garamond": ["EBGaramond*.otf"],  # fonts-ebgaramond
     "Fira Code": ["FiraCode-*.ttf"],  # fonts-firacode
-    # session 13: a spread of sans, serif, slab, monospaced and rounded faces more, so that a
+    # session 14: a spread of sans, serif, slab, monospaced and rounded faces more, so that a
     # face no training font resembles is rarer (README, "Whole numbers")
     "Cabin": ["Cabin-*.otf"],  # fonts-cabin
     "Karla": ["Karla-*.otf"],  # fonts-karla
