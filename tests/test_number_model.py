@@ -14,7 +14,7 @@ from conftest import DATA, assert_one_line_error, run_tool, small_config, start_
 from mnist_paddle.serving import numbers as reader
 from mnist_paddle.serving import segment
 from mnist_paddle.serving.inference import Recognizer
-from mnist_paddle.train import numbers, synth
+from mnist_paddle.train import fonts, numbers, synth
 from mnist_paddle.train.data import mnist_files, read_idx
 
 
@@ -39,7 +39,7 @@ def test_every_pixel_of_a_composed_number_knows_its_digit(mnist):
 
 def test_typeset_numbers_know_their_digits():
     rng = np.random.default_rng(1)
-    font = synth.training_fonts()[0]
+    font = fonts.training_fonts()[0]
     page, owners = synth.typeset_number("2026", font, rng)
     assert page.shape[:2] == owners.shape
     assert set(np.unique(owners)) == {0, 1, 2, 3, 4}

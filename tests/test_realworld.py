@@ -7,7 +7,7 @@ from conftest import DATA, run_tool
 
 from mnist_paddle.bench.realworld import GROUPS, evaluate, make_realworld, naive_input
 from mnist_paddle.serving.inference import Recognizer
-from mnist_paddle.train import synth
+from mnist_paddle.train import fonts, synth
 from mnist_paddle.train.data import read_idx
 
 
@@ -17,16 +17,16 @@ def digest(folder):
 
 
 def test_training_and_evaluation_fonts_are_apart_by_family():
-    assert len(synth.matplotlib_fonts()) >= 10
-    training = {p.name for p in synth.training_fonts()}
-    evaluation = {p.name for p in synth.debian_fonts(synth.EVAL_FONTS)}
+    assert len(fonts.matplotlib_fonts()) >= 10
+    training = {p.name for p in fonts.training_fonts()}
+    evaluation = {p.name for p in fonts.debian_fonts(fonts.EVAL_FONTS)}
     assert len(evaluation) >= 20 and not training & evaluation
-    validation = {p.name for p in synth.debian_fonts(synth.VALIDATION_FONTS)}
+    validation = {p.name for p in fonts.debian_fonts(fonts.VALIDATION_FONTS)}
     assert len(validation) >= 20 and not validation & (training | evaluation)
-    families = [set(synth.TRAIN_FONTS), set(synth.VALIDATION_FONTS), set(synth.EVAL_FONTS)]
+    families = [set(fonts.TRAIN_FONTS), set(fonts.VALIDATION_FONTS), set(fonts.EVAL_FONTS)]
     assert sum(map(len, families)) == len(set.union(*families))
     # no file of a validation or evaluation family, in any weight, is among the training fonts
-    held_out = {**synth.VALIDATION_FONTS, **synth.EVAL_FONTS}
+    held_out = {**fonts.VALIDATION_FONTS, **fonts.EVAL_FONTS}
     for family, patterns in held_out.items():
         stem = re.split(r"[-*.]", patterns[0])[0]  # "Gentium*.ttf": Gentium
         assert not any(name.startswith(stem) for name in training), family
@@ -57,7 +57,7 @@ def test_thinning_a_hairline_face_keeps_the_digit():
     # Roboto Thin's 5 at 64 px, slanted, thinned by 2 px: the session-14 font list drew it among
     # the 12,000 training digits, and thinning left two pixels of ink, no digit: a NaN image
     coverage = synth.glyph(
-        "5", next(p for p in synth.training_fonts() if p.stem == "Roboto-Thin"), 64, 0.26
+        "5", next(p for p in fonts.training_fonts() if p.stem == "Roboto-Thin"), 64, 0.26
     )
     thinned = synth._stroke_weight(coverage, -2)
     assert np.isfinite(thinned).all() and thinned.max() == 255

@@ -9,7 +9,7 @@ Three groups, each image named `<group>/<index>_label<digit>.<ext>` and listed i
   same ones) at random sizes, positions, slants and colours; some as transparent PNGs (like a
   drawing canvas exports), some light on dark (like chalk on a board); training may see these
   fonts (configs/lenet.yml trains on them, train/synth.py);
-- printed_unseen: the same, in font families training never sees (`synth.EVAL_FONTS`: Gentium,
+- printed_unseen: the same, in font families training never sees (`EVAL_FONTS`: Gentium,
   Inter, Hack, JetBrains Mono, Comic Neue).
 """
 
@@ -33,6 +33,7 @@ from mnist_paddle.serving.inference import Recognizer
 from mnist_paddle.serving.preprocess import load_digit
 from mnist_paddle.train import calibrate, synth
 from mnist_paddle.train.data import mnist_files, read_idx
+from mnist_paddle.train.fonts import EVAL_FONTS, debian_fonts, matplotlib_fonts
 from mnist_paddle.train.synth import number_length
 
 GROUPS = ("mnist_paper", "printed", "printed_unseen")
@@ -52,14 +53,14 @@ def make_realworld(
         rows.append(_save(out, "mnist_paper", i, int(labels[index]), page, ext, rng) + [index])
     # matplotlib's fonts (training may see them), then fonts training never sees
     for group, font_files in (
-        ("printed", synth.matplotlib_fonts()),
-        ("printed_unseen", synth.debian_fonts(synth.EVAL_FONTS)),
+        ("printed", matplotlib_fonts()),
+        ("printed_unseen", debian_fonts(EVAL_FONTS)),
     ):
         for i in range(count):
             digit = i % 10
             page, ext = _printed(str(digit), font_files[rng.integers(len(font_files))], rng)
             rows.append(_save(out, group, i, digit, page, ext, rng) + [""])
-    unseen = synth.debian_fonts(synth.EVAL_FONTS)
+    unseen = debian_fonts(EVAL_FONTS)
     for i in range(numbers):  # handwritten: MNIST test digits; printed: evaluation fonts
         picks = rng.choice(len(images), size=number_length(rng))
         text = "".join(str(labels[k]) for k in picks)

@@ -2,7 +2,8 @@
 
     config      YAML configs with -o overrides, typed once (a dataclass per section)
     data        the MNIST files through paddle.vision, checked; the model's input spec
-    synth       typeset digits and numbers, pen-on-paper renders; the train/evaluation font split
+    fonts       the font files, split by family: training, validation, evaluation only
+    synth       typeset digits and numbers, pen-on-paper renders
     loader      the data a run trains and evaluates on: batches, augmentation, validation split
     optim       optimizer, learning-rate schedule, loss
     engine      train / fine-tune / resume: one setup path, then paddle.Model.fit

@@ -29,6 +29,7 @@ from mnist_paddle.serving import lines, segment
 from mnist_paddle.serving.inference import Recognizer
 from mnist_paddle.train import synth
 from mnist_paddle.train.export import add_model_files, check_logits
+from mnist_paddle.train.fonts import training_fonts
 from mnist_paddle.train.rundir import is_main_process, launcher, say
 
 LINE = "line"  # -> line.json + line.pdiparams in the export folder
@@ -55,7 +56,7 @@ def strips(images, labels, handwritten_count: int, typeset_count: int, seed: int
 def _strips(job):
     images, labels, handwritten_count, typeset_count, seed = job
     rng = np.random.default_rng(seed)
-    fonts = synth.training_fonts()
+    fonts = training_fonts()
     made, texts = [], []
     for i in range(handwritten_count + typeset_count):
         handwritten = i < handwritten_count

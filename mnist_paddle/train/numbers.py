@@ -32,6 +32,7 @@ from mnist_paddle.train import calibrate, lines, synth
 from mnist_paddle.train.checkpoint import load_network
 from mnist_paddle.train.data import IMAGE_SPEC, LABEL_SPEC, mnist_files, read_idx
 from mnist_paddle.train.export import add_model_files, check_logits, replace_dir
+from mnist_paddle.train.fonts import training_fonts
 from mnist_paddle.train.loader import ArrayDataset, split_validation
 
 NOT_A_DIGIT = 10  # the eleventh class
@@ -88,7 +89,7 @@ def examples(
 def _examples(job) -> tuple[np.ndarray, np.ndarray]:
     images, labels, handwritten_count, typeset_count, seed = job
     rng = np.random.default_rng(seed)
-    fonts = synth.training_fonts()
+    fonts = training_fonts()
     x, y = [], []
     for i in range(handwritten_count + typeset_count):
         digits, page, owners = synth.random_number(
@@ -266,7 +267,7 @@ def _read_check(recognizer: Recognizer, images, labels, count: int) -> dict:
     probability of being right from the `reader.doubt` of its reading, and the threshold above
     which no more than MAX_SURE_ERROR of them are wrong."""
     rng = np.random.default_rng([0, 7])
-    fonts = synth.training_fonts()
+    fonts = training_fonts()
     kinds, right, log_probs = [], [], []
     for kind in ("handwritten", "typeset"):
         for _ in range(count):
