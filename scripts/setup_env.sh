@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON=${PYTHON:-python3}
-# mnist_paddle/train/synth.py: training fonts (noto-core ... dosis), validation fonts (b612 ...
+# mnist_paddle/train/fonts.py: training fonts (noto-core ... dosis), validation fonts (b612 ...
 # quicksand), evaluation fonts (the rest)
 FONT_PACKAGES="fonts-noto-core fonts-open-sans fonts-roboto-unhinted fonts-linuxlibertine
   fonts-cantarell fonts-ebgaramond fonts-firacode fonts-cabin fonts-karla fonts-oxygen
