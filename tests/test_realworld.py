@@ -54,15 +54,16 @@ def test_typeset_training_digits_look_like_mnist():
 
 
 def test_thinning_a_hairline_face_keeps_the_digit():
-    # Roboto Thin's 5 at 64 px, slanted, thinned by 2 px: the session-14 font list drew it among
-    # the 12,000 training digits, and thinning left two pixels of ink, no digit: a NaN image
-    coverage = synth.glyph(
-        "5", next(p for p in fonts.training_fonts() if p.stem == "Roboto-Thin"), 64, 0.26
-    )
-    thinned = synth._stroke_weight(coverage, -2)
+    # Karla ExtraLight's 2 at 29 px, slanted by -0.23, thinned by 1 px: the session-14 font list
+    # drew it among the 12,000 training digits, and thinning left two pixels of ink and no digit
+    # the preprocessing finds: it was a NaN image. Now the glyph is kept as it is.
+    karla = next(p for p in fonts.training_fonts() if p.stem == "Karla-ExtraLight")
+    coverage = synth.glyph("2", karla, 29, -0.23)
+    thinned = synth._stroke_weight(coverage, -1)
     assert np.isfinite(thinned).all() and thinned.max() == 255
-    bolder = synth._stroke_weight(coverage, 2)
-    assert (bolder > 0).sum() > (thinned > 0).sum()
+    assert (thinned == synth._stroke_weight(coverage, 0)).all()
+    bolder = synth._stroke_weight(coverage, 1)
+    assert np.isfinite(bolder).all() and not (bolder == thinned).all()
 
 
 def test_the_set_is_fixed_by_its_seed(tmp_path):
