@@ -112,6 +112,26 @@ def test_the_line_model_overrules_the_spans_when_it_is_sure():
     assert len(digits) <= 2
 
 
+def test_the_line_model_says_how_many_digits_overlap():
+    # two overlapping digits: the cut leaves each atom a piece of the other, so the spans read
+    # them poorly apart (1: 0.001, 4: 0.001) and well as one 4 (0.9)
+    found, probs = two_atoms()
+    probs[0, 1], probs[1, 2], probs[0, 2] = (np.full(11, 0.001) for _ in range(3))
+    probs[0, 1][1], probs[1, 2][4], probs[0, 2][4] = 0.001, 0.001, 0.9
+    probs[0, 1][10] = probs[1, 2][10] = 0.98
+    scores = reader._span_scores(found, probs)
+    assert reader._spans_for(found, scores)[1] == [(0, 2)]
+    # weighed alone, "4" wins: log(0.9) + about -8 against 2 log(0.001)
+    line_14, spans_14 = lines.log_softmax(LineSays("14").line_logits(None).T), [(0, 1), (1, 2)]
+    assert lines.log_likelihood(line_14, "4") + np.log(0.9) > 2 * np.log(0.001)
+    # the line model reads one digit more: it says how many there are
+    spans, digits, among = reader._weighed_reading(LineSays("14"), found, scores, [4])
+    assert digits == [1, 4] and spans == spans_14 and among <= 0
+    # one digit fewer: the weighing alone decides
+    _, digits, _ = reader._weighed_reading(LineSays("4"), found, scores, [1, 4])
+    assert digits == [4]
+
+
 def test_spans_for_a_text_follow_its_digits():
     found, probs = two_atoms()
     scores = reader._span_scores(found, probs)

@@ -21,7 +21,11 @@ Steps 1-3 are segment.py's:
 5. With the export's line model (train/lines.py), the number's whole strip of ink is read
    again without cuts (CTC, serving/lines.py). Its BEAM likeliest readings and the spans' best
    one are weighed: each scores its CTC log-likelihood plus SPANS_WEIGHT times the best total of
-   the spans that read it, so each reader vetoes what the other finds implausible.
+   the spans that read it, so each reader vetoes what the other finds implausible. One thing
+   the spans cannot judge: when the line model's likeliest reading has one digit more than the
+   spans' (and some run of spans reads it), only readings of its length are weighed. Digits that
+   overlap have no vertical cut between them, so every run of spans that reads them both holds a
+   piece of the other digit and scores low; the line model needs no cut.
 6. Each digit's reported probability is the deployed digit model's calibrated one. The number's
    is the chance that the whole reading is right, fitted on numbers of validation digits and
    training fonts from the models' probability of the reading (train/numbers.py).
@@ -155,16 +159,23 @@ def read(recognizer, gray: np.ndarray) -> Reading | None:
 def _weighed_reading(recognizer, found: Candidates, scores: dict, digits: list[int]):
     """The line model's say: the spans' best reading `digits` and the line model's likeliest
     readings, each scored by its CTC log-likelihood plus SPANS_WEIGHT times the best total of the
-    spans that read it (a reading no run of spans gives is out). Returns the best one's spans
-    and digits, and its log-probability among those weighed (a softmax of the scores)."""
+    spans that read it (a reading no run of spans gives is out); when the line model's likeliest
+    reading is one digit longer than `digits`, only readings of its length. Returns the best
+    one's spans and digits, and its log-probability among those weighed (a softmax of the
+    scores)."""
     steps = lines.log_softmax(recognizer.line_logits(lines.line_image(found)).T)  # (T, 11)
-    texts = dict.fromkeys(["".join(str(d) for d in digits), *lines.best_readings(steps, BEAM)])
+    readings = lines.best_readings(steps, BEAM)
     weighed = []
-    for text in texts:
+    for text in dict.fromkeys(["".join(str(d) for d in digits), *readings]):
         spans_score, spans = _spans_for(found, scores, text)
         if spans:
             score = lines.log_likelihood(steps, text) + SPANS_WEIGHT * spans_score
             weighed.append((score, spans, [int(c) for c in text]))
+    # one digit more in the line model's likeliest reading: overlapping digits, which no cut
+    # isolates, so the line model says how many there are (the module's step 5)
+    longer = [int(c) for c in readings[0]]
+    if len(longer) == len(digits) + 1 and any(d == longer for _, _, d in weighed):
+        weighed = [reading for reading in weighed if len(reading[2]) == len(longer)]
     totals = np.array([total for total, _, _ in weighed])
     _, spans, digits = weighed[int(totals.argmax())]
     return spans, digits, float(totals.max() - np.logaddexp.reduce(totals))
