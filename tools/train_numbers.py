@@ -5,7 +5,7 @@ with CTC (line.json, line.pdiparams); both are added to the export folder. `depl
 --number` and the service's number mode use them; without them they read with the digit model
 alone.
 
-    python tools/train_numbers.py [--model output/inference] [--epochs 1] [--lines 50000]
+    python tools/train_numbers.py [--model output/inference] [--epochs 1] [--lines 100000]
 """
 
 from mnist_paddle.cli import parser, quiet_paddle, user_errors
@@ -30,7 +30,7 @@ def main() -> None:
     p.add_argument(
         "--lines",
         type=int,
-        help="numbers the line model learns from, four in five handwritten (50000; 0: no line "
+        help="numbers the line model learns from, four in five handwritten (100000; 0: no line "
         "model)",
     )
     p.add_argument("--line-epochs", type=int, help="the line model's epochs (2)")
