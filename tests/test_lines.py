@@ -113,13 +113,12 @@ def test_the_line_model_overrules_the_spans_when_it_is_sure():
 
 
 def test_the_line_model_says_how_many_digits_overlap():
-    # two overlapping digits: the cut leaves each atom a piece of the other, so the spans read
-    # them poorly apart (1: 0.001, 4: 0.001) and well as one 4 (0.9)
-    found, probs = two_atoms()
-    probs[0, 1], probs[1, 2], probs[0, 2] = (np.full(11, 0.001) for _ in range(3))
-    probs[0, 1][1], probs[1, 2][4], probs[0, 2][4] = 0.001, 0.001, 0.9
-    probs[0, 1][10] = probs[1, 2][10] = 0.98
-    scores = reader._span_scores(found, probs)
+    # two overlapping digits, a 1 and a 4: the cut leaves each atom a piece of the other, so
+    # apart the spans find "not one digit" (every digit at 0.001), together one 4 (0.9)
+    found, _ = two_atoms()
+    apart, joined = np.full(11, 0.001), np.full(11, 0.001)
+    apart[10], joined[4] = 0.98, 0.9
+    scores = reader._span_scores(found, {(0, 1): apart, (1, 2): apart, (0, 2): joined})
     assert reader._spans_for(found, scores)[1] == [(0, 2)]
     # weighed alone, "4" wins: log(0.9) + about -8 against 2 log(0.001)
     line_14, spans_14 = lines.log_softmax(LineSays("14").line_logits(None).T), [(0, 1), (1, 2)]

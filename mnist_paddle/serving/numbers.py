@@ -171,11 +171,11 @@ def _weighed_reading(recognizer, found: Candidates, scores: dict, digits: list[i
         if spans:
             score = lines.log_likelihood(steps, text) + SPANS_WEIGHT * spans_score
             weighed.append((score, spans, [int(c) for c in text]))
-    # one digit more in the line model's likeliest reading: overlapping digits, which no cut
+    # the line model's first reading one digit longer: overlapping digits, which no cut
     # isolates, so the line model says how many there are (the module's step 5)
-    longer = [int(c) for c in readings[0]]
-    if len(longer) == len(digits) + 1 and any(d == longer for _, _, d in weighed):
-        weighed = [reading for reading in weighed if len(reading[2]) == len(longer)]
+    first = [int(c) for c in readings[0]]
+    if len(first) == len(digits) + 1 and any(d == first for _, _, d in weighed):
+        weighed = [reading for reading in weighed if len(reading[2]) == len(first)]
     totals = np.array([total for total, _, _ in weighed])
     _, spans, digits = weighed[int(totals.argmax())]
     return spans, digits, float(totals.max() - np.logaddexp.reduce(totals))
