@@ -2,7 +2,7 @@
 # The whole pipeline end to end on a fresh machine: set up .venv, train the deployed model
 # (tutorial 001's three-conv net on MNIST + typeset digits, 5 epochs), fine-tune it (2 epochs),
 # export it, teach it whole numbers (tools/train_numbers.py: the number model and the line model),
-# recognize the sample digits and numbers. Why not LeNet: README, "Real-looking images".
+# recognize the sample digits and numbers. Why not LeNet: docs/accuracy.md.
 # It replaces the runs output/three_conv_typeset and output/three_conv_finetune if they exist.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup_env.sh"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv (once) and install the pinned requirements and the package (editable) into it;
-# install the Debian font packages the typeset training digits and the evaluation sets use.
+# install the Debian font packages the typeset training digits and the evaluation sets use
+# (scripts/run_tests.sh adds what the tests use).
 # Sourced by the other scripts; afterwards `python` is the project's interpreter.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -14,20 +15,25 @@ FONT_PACKAGES="fonts-noto-core fonts-open-sans fonts-roboto-unhinted fonts-linux
   fonts-fantasque-sans fonts-comfortaa fonts-dosis fonts-b612 fonts-go fonts-vollkorn
   fonts-anonymous-pro fonts-quicksand fonts-sil-gentium fonts-inter fonts-hack
   fonts-jetbrains-mono fonts-comic-neue"
-missing=""
-for pkg in $FONT_PACKAGES; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
-done
-if [ -n "$missing" ]; then
+# apt_install PACKAGE ...: the Debian packages not yet installed, with apt as root; otherwise (or
+# when apt fails) a warning, and what needs them says so when it runs
+apt_install() {
+    local missing="" pkg
+    for pkg in "$@"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
+    done
+    [ -z "$missing" ] && return 0
     if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-        echo "== installing fonts (apt):$missing"
+        echo "== installing (apt):$missing"
         { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
             apt-get install -y -qq --no-install-recommends $missing >/dev/null; } \
-            || echo "warning: could not install$missing; training with data.typeset will say so"
+            || echo "warning: could not install$missing"
     else
-        echo "warning: font packages missing:$missing (install them with apt as root)"
+        echo "warning: Debian packages missing:$missing (install them with apt as root)"
     fi
-fi
+}
+# shellcheck disable=SC2086
+apt_install $FONT_PACKAGES
 if [ ! -x .venv/bin/python ]; then
     echo "== creating .venv"
     "$PYTHON" -m venv .venv

@@ -54,7 +54,7 @@ def test_typeset_training_digits_look_like_mnist():
 
 
 def test_thinning_a_hairline_face_keeps_the_digit():
-    # Karla ExtraLight's 2 at 29 px, slanted by -0.23, thinned by 1 px: the session-14 font list
+    # Karla ExtraLight's 2 at 29 px, slanted by -0.23, thinned by 1 px: the training font list
     # drew it among the 12,000 training digits, and thinning left two pixels of ink and no digit
     # the preprocessing finds: it was a NaN image. Now the glyph is kept as it is.
     karla = next(p for p in fonts.training_fonts() if p.stem == "Karla-ExtraLight")

@@ -239,7 +239,7 @@ def test_work_per_request_is_bounded(server):
 
 
 def test_load_of_concurrent_requests_without_a_failure(server, infer_answers):
-    """A short version of tools/loadtest.py (README: 2,000 requests, 16 at a time); every answer
+    """A short version of tools/loadtest.py (2,000 requests, 16 at a time, by default); every answer
     must be the one deploy/infer.py gives for the file."""
     images = [(data, a["digit"]) for (data, _), a in zip(SAMPLES, infer_answers)]
     result = run_load(server, images, requests=300, concurrency=16)

@@ -23,10 +23,10 @@ CLASSES = 11  # blank and the ten digits
 class LineReader(nn.Layer):
     # Channels (32, 64, 128) read 92.0% of numbers of validation digits alone, (16, 32, 64) 90.1%
     # (93.1% -> 94.2% weighed with the spans), at 2.5x the time per strip (1.1 -> 2.7 ms). The
-    # context along the line: a 2-layer bidirectional LSTM (session 15) in place of two 1-D
+    # context along the line: a 2-layer bidirectional LSTM in place of two 1-D
     # convolutions of width 3; with twice the strips it lifts the reader on 4,000 numbers of
     # validation digits from 92.4% to 94.2% weighed, 94.8% with the line model's count as the
-    # quick start makes it (README, "Whole numbers").
+    # quick start makes it (docs/numbers.md).
     def __init__(self, channels: tuple[int, int, int] = (32, 64, 128), hidden: int = 128):
         super().__init__()
         a, b, c = channels

@@ -31,7 +31,7 @@ Steps 1-3 are segment.py's:
    training fonts from the models' probability of the reading (train/numbers.py).
 
 An export without a number model is read with the digit model's own probabilities (groups are cut
-less eagerly: MAYBE_WIDE_ALONE); it splits touching digits less well (README, "Whole numbers").
+less eagerly: MAYBE_WIDE_ALONE); it splits touching digits less well (docs/numbers.md).
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ TRAIN_FONTS = {
     "Cantarell": ["Cantarell-*.otf"],  # fonts-cantarell
     "EB Garamond": ["EBGaramond*.otf"],  # fonts-ebgaramond
     "Fira Code": ["FiraCode-*.ttf"],  # fonts-firacode
-    # session 14: a spread of sans, serif, slab, monospaced and rounded faces more, so that a
-    # face no training font resembles is rarer (README, "Whole numbers")
+    # a spread of sans, serif, slab, monospaced and rounded faces, so that a face no training
+    # font resembles is rarer (docs/numbers.md, "Printed numbers and more fonts")
     "Cabin": ["Cabin-*.otf"],  # fonts-cabin
     "Karla": ["Karla-*.otf"],  # fonts-karla
     "Oxygen": ["Oxygen-Sans*.ttf", "OxygenMono-*.ttf"],  # fonts-oxygen

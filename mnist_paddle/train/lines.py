@@ -33,10 +33,10 @@ from mnist_paddle.train.fonts import training_fonts
 from mnist_paddle.train.rundir import is_main_process, launcher, say
 
 LINE = "line"  # -> line.json + line.pdiparams in the export folder
-# The recipe, checked on numbers of validation digits (README, "Whole numbers", where models of
-# half the width, 3 epochs and half the strips are compared): 80,000 handwritten and 20,000
-# typeset numbers (session 15: twice as many, which the LSTM needs to pay off), 2 epochs of Adam,
-# one-cycle up to 3e-3, batch 64 (over all processes).
+# The recipe, checked on numbers of validation digits (docs/numbers.md, where models of half the
+# width, 3 epochs and half the strips are compared): 80,000 handwritten and 20,000 typeset
+# numbers (twice as many as the convolutional line model had, which the LSTM needs to pay off),
+# 2 epochs of Adam, one-cycle up to 3e-3, batch 64 (over all processes).
 HANDWRITTEN, TYPESET = 80000, 20000
 EPOCHS, BATCH, LR = 2, 64, 3e-3
 LOG = 200  # batches between progress lines

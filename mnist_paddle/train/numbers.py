@@ -37,7 +37,7 @@ from mnist_paddle.train.loader import ArrayDataset, split_validation
 
 NOT_A_DIGIT = 10  # the eleventh class
 NUMBER = "number"  # -> number.json + number.pdiparams in the export folder
-# The recipe, chosen on numbers of validation digits (README, "Whole numbers"): examples from
+# The recipe, chosen on numbers of validation digits (docs/numbers.md): examples from
 # 7,000 handwritten and 2,000 typeset numbers and 30,000 plain MNIST digits, one epoch of Adam
 # from 1e-3 down a cosine, from the digit model's weights.
 HANDWRITTEN, TYPESET, PLAIN = 7000, 2000, 30000
