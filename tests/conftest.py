@@ -135,3 +135,40 @@ def start_server(model_dir, *args: str):
             break
     process.kill()
     raise RuntimeError(f"the server did not start: {process.communicate()[0]}")
+
+
+@pytest.fixture(scope="session")
+def number_export(tmp_path_factory) -> Path:
+    """three_conv trained 1 epoch on 3,000 images with 500 held out, exported, and given a line
+    model trained 150 batches on one process (it reads some numbers; the tests check the
+    plumbing, tools/eval_realworld.py how well it reads)."""
+    from mnist_paddle.train import engine
+    from mnist_paddle.train.export import export
+    from mnist_paddle.train.numbers import load_numbers_config, train_numbers
+
+    cfg = small_config(
+        tmp_path_factory.mktemp("output"),
+        "three_conv_typeset.yml",
+        "data.train_limit=3000",
+        "data.val_size=500",
+        "data.test_limit=200",
+        "train.epochs=1",
+    )
+    engine.train(cfg)
+    out = export(cfg.run_dir / "final", out=Path(cfg.output_dir) / "inference", data_root=str(DATA))
+    train_numbers(load_numbers_config(ROOT / "configs/numbers/quick.yml", number_overrides(out)))
+    return out
+
+
+def number_overrides(model_dir: Path, *more: str) -> list[str]:
+    """-o overrides for a number stage of a few seconds on the export in `model_dir`."""
+    return [
+        f"model_dir={model_dir}",
+        f"run_dir={model_dir.parent / 'line_model'}",
+        f"data.root={DATA}",
+        "train.steps=150",
+        "train.batch_size=32",
+        "train.processes=1",
+        "check.numbers=10",
+        *more,
+    ]

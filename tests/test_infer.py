@@ -107,9 +107,14 @@ def test_debug_dir_holds_what_the_model_saw(exported, digits, tmp_path):
         exported, str(paths[0]), str(paths[COUNT]), "--debug-dir", str(tmp_path / "seen")
     )
     assert result.returncode == 0, result.stderr
-    seen = sorted((tmp_path / "seen").iterdir())
-    assert [p.name for p in seen] == [f"0000_{paths[0].stem}.png", f"0001_{paths[COUNT].stem}.png"]
+    names = [f"0000_{paths[0].stem}", f"0001_{paths[COUNT].stem}"]
+    written = sorted(p.name for p in (tmp_path / "seen").iterdir())
+    assert written == sorted(f"{n}{suffix}.png" for n in names for suffix in ("", "_page"))
+    seen = [tmp_path / "seen" / f"{n}.png" for n in names]
     mnist_style, from_paper = (cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in seen)
+    # the cleaning: the input beside the cleaned page, as tall as the input
+    page = cv2.imread(str(tmp_path / "seen" / f"{names[1]}_page.png"))
+    assert page.shape[0] == cv2.imread(str(paths[COUNT])).shape[0] and page.shape[2] == 3
     assert mnist_style.shape == (28, 28) and mnist_style.dtype == np.uint8
     # the same digit, one drawn light on dark and one dark on light, is seen the same way
     assert np.abs(mnist_style.astype(int) - from_paper.astype(int)).max() <= 2

@@ -1,6 +1,9 @@
-"""Whole numbers (serving/numbers.py, deploy/infer.py --number, the service's number mode)."""
+"""Whole numbers: the strip (serving/strip.py), CTC decoding, boxes and probabilities
+(serving/numbers.py), deploy/infer.py --number and the service's number mode, and the
+evaluation's number groups (bench/numbers.py)."""
 
 import json
+import shutil
 
 import cv2
 import httpx
@@ -8,108 +11,131 @@ import numpy as np
 import pytest
 from conftest import DATA, assert_one_line_error, run_tool, start_server
 
-from mnist_paddle.bench.numbers import number_on_paper, scores
-from mnist_paddle.serving.inference import Recognizer
-from mnist_paddle.serving.numbers import read_number
+from mnist_paddle.bench.numbers import GROUPS, scores
+from mnist_paddle.models import line as line_model
+from mnist_paddle.serving import numbers, strip
+from mnist_paddle.serving.numbers import Digit, NumberReader, decode
 from mnist_paddle.train.data import mnist_files, read_idx
 
 
 @pytest.fixture(scope="module")
-def recognizer(exported):
-    return Recognizer(exported)
+def test_digits():
+    return tuple(read_idx(p) for p in mnist_files(DATA, "test"))
 
 
-@pytest.fixture(scope="module")
-def clear_digits(recognizer):
-    """One MNIST test image per digit that the test model reads surely, as digit -> 28x28."""
-    images, labels = (read_idx(p) for p in mnist_files(DATA, "test"))
-    chosen = {}
-    probs = recognizer.digit_probabilities([im.astype(np.float32) for im in images[:1000]])
-    for image, label, p in zip(images[:1000], labels[:1000], probs):
-        if int(label) not in chosen and p.argmax() == label and p.max() > 0.95:
-            chosen[int(label)] = image
-    assert len(chosen) == 10
-    return chosen
-
-
-def page(ink: np.ndarray, scale: float = 3.0) -> np.ndarray:
-    """Ink 0..1 as dark strokes on a white page, enlarged."""
+def written(digits: list[np.ndarray], gap: int = 6, scale: float = 3.0) -> np.ndarray:
+    """MNIST digits cropped to their ink columns, `gap` px apart, enlarged, dark on a white
+    page: (H, W) gray levels."""
+    crops = [d[:, np.flatnonzero(d.max(axis=0) > 25)].astype(np.float32) / 255 for d in digits]
+    width = sum(c.shape[1] for c in crops) + gap * (len(crops) - 1)
+    ink, x = np.zeros((28, width), np.float32), 0
+    for c in crops:
+        np.maximum(ink[:, x : x + c.shape[1]], c, out=ink[:, x : x + c.shape[1]])
+        x += c.shape[1] + gap
     big = cv2.resize(ink, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC).clip(0, 1)
     return 255.0 - 255.0 * np.pad(big, 30)
 
 
-def side_by_side(digits: list[np.ndarray], gap: int) -> np.ndarray:
-    """28x28 digits cropped to their ink columns, `gap` pixels apart (negative: overlapping)."""
-    crops = []
-    for d in digits:
-        ink = d.astype(np.float32) / 255
-        cols = np.flatnonzero(ink.max(axis=0) > 0.1)
-        crops.append(ink[:, cols[0] : cols[-1] + 1])
-    width = sum(c.shape[1] for c in crops) + gap * (len(crops) - 1)
-    canvas, x = np.zeros((28, width + 8), np.float32), 4
-    for c in crops:
-        region = canvas[:, x : x + c.shape[1]]
-        np.maximum(region, c, out=region)
-        x += c.shape[1] + gap
-    return canvas
+def probs_of(path: str) -> np.ndarray:
+    """Step probabilities that put 0.9 on the class each character names ('-' is blank)."""
+    p = np.full((len(path), 11), 0.01)
+    for t, c in enumerate(path):
+        p[t, 0 if c == "-" else int(c) + 1] = 0.9
+    return p / p.sum(axis=1, keepdims=True)
 
 
-@pytest.mark.parametrize("number", ["2026", "07", "381", "945"])
-def test_digits_well_apart(recognizer, clear_digits, number):
-    ink = side_by_side([clear_digits[int(c)] for c in number], gap=6)
-    result = read_number(recognizer, page(ink))
-    assert result["number"] == number
-    boxes = [d["box"] for d in result["digits"]]
-    assert [b[0] for b in boxes] == sorted(b[0] for b in boxes)  # left to right
+@pytest.mark.parametrize(
+    "path, number",
+    [("--7--", "7"), ("-77-7", "77"), ("2-0-2-6", "2026"), ("1111", "1"), ("11-11", "11"),
+     ("-----", ""), ("0", "0"), ("3-4", "34"), ("34", "34")],
+)  # fmt: skip
+def test_ctc_decoding_merges_repeats_and_drops_blanks(path, number):
+    assert "".join(str(d.digit) for d in decode(probs_of(path))) == number
 
 
-@pytest.mark.parametrize("number", ["20", "35", "08"])
-def test_touching_digits_are_split_by_recognition(recognizer, clear_digits, number):
-    ink = side_by_side([clear_digits[int(c)] for c in number], gap=-2)
-    middle = ink.shape[1] // 2
-    ink[13:15, middle - 3 : middle + 3] = 1.0  # a joining stroke, as a hurried pen leaves
-    count, _ = cv2.connectedComponents((ink > 0.3).astype(np.uint8))
-    assert count - 1 == 1  # they do touch: one connected piece
-    assert read_number(recognizer, page(ink))["number"] == number
+def test_each_digit_keeps_its_steps_and_its_best_probability():
+    p = probs_of("-55--3")
+    p[2] = 0.0
+    p[2, 6] = 1.0  # the second step of the 5 is surer
+    assert decode(p) == [Digit(5, 1.0, (1, 2)), Digit(3, pytest.approx(p[5, 4]), (5, 5))]
 
 
-def test_a_digit_in_pieces_stays_one_digit(recognizer, clear_digits):
-    ink = side_by_side([clear_digits[5], clear_digits[4]], gap=8)
-    five = ink[:, :18]
-    rows = np.flatnonzero(five.max(axis=1) > 0.1)
-    ink[rows[0] + 5 : rows[0] + 7, :18] = 0  # a gap below the 5's top stroke
-    count, _ = cv2.connectedComponents((ink[:, :18] > 0.3).astype(np.uint8))
-    assert count - 1 >= 2  # the 5 is in pieces now
-    assert read_number(recognizer, page(ink))["number"] == "54"
+def test_the_digits_columns_meet_half_way():
+    digits = [Digit(1, 0.9, (2, 2)), Digit(2, 0.9, (6, 8))]  # centres at columns 10 and 30
+    assert numbers.digit_columns(digits, 48) == [(0.0, 20.0), (20.0, 48.0)]
 
 
-def test_what_is_read_does_not_depend_on_the_calibration(exported):
-    """The reading is chosen on the model's own probabilities; the export's temperature only
-    changes the probabilities reported (a sharpening one made cutting a digit into confidently
-    read pieces cheap)."""
-    rng = np.random.default_rng(1)
-    images = read_idx(mnist_files(DATA, "test")[0])
-    numbers = [
-        cv2.cvtColor(
-            number_on_paper(list(images[rng.integers(0, 1000, 5)]), rng), cv2.COLOR_BGR2GRAY
-        )
-        for _ in range(60)
-    ]
-    readings = {}
-    for temperature in (0.2, 1.0):
-        recognizer = Recognizer(exported)
-        recognizer.temperature = temperature
-        readings[temperature] = [read_number(recognizer, gray) for gray in numbers]
-    for sharp, raw in zip(readings[0.2], readings[1.0]):
-        assert sharp["number"] == raw["number"]
-        assert [d["box"] for d in sharp["digits"]] == [d["box"] for d in raw["digits"]]
-        # the reported probabilities are the calibrated ones: sharper at the lower temperature
-        assert all(s["prob"] >= r["prob"] for s, r in zip(sharp["digits"], raw["digits"]))
-    assert any(s["prob"] > r["prob"] for s, r in zip(readings[0.2], readings[1.0]))
+def test_a_numbers_probability_grows_with_its_digits_confidence():
+    fit = {"slope": -1.0, "intercept": -2.0}
+    surer = numbers.number_prob(fit, np.log([0.3, 0.9, 0.99, 0.9999]))
+    assert np.all(np.diff(surer) > 0) and np.all((surer > 0) & (surer < 1))
+    assert numbers.log_prob([0.5, 0.8]) == pytest.approx(np.log(0.4))
+    assert numbers.log_prob([]) < np.log(1e-40)  # no digit read in ink: no chance it is right
 
 
-def test_no_ink_is_none(recognizer):
-    assert read_number(recognizer, np.full((60, 200), 230.0)) is None
+def test_the_strip_scales_a_digit_to_mnists_height(test_digits):
+    images, _ = test_digits
+    for scale in (1.5, 3.0, 8.0):  # 8x: a large photo, shrunk first
+        gray = written([images[k] for k in (0, 1, 2)], scale=scale)
+        found = numbers.strip_of(gray)
+        assert found.pixels.shape[0] == strip.HEIGHT == line_model.HEIGHT
+        assert found.pixels.shape[1] % strip.STRIDE == 0 and strip.STRIDE == line_model.STRIDE
+        height = strip.digit_height((found.pixels > 0.3).astype(np.uint8))
+        assert abs(height - strip.DIGIT_HEIGHT) <= 2
+        assert found.pixels.max() == pytest.approx(1.0, abs=0.01)
+        assert not found.pixels[:, : strip.MARGIN].any()
+
+
+def test_light_on_dark_gives_the_same_strip(test_digits):
+    images, _ = test_digits
+    gray = written([images[k] for k in (3, 4)])
+    dark = numbers.strip_of(gray).pixels
+    light = numbers.strip_of(255.0 - gray).pixels
+    assert dark.shape == light.shape and np.abs(dark - light).max() < 0.05
+
+
+def test_boxes_are_each_digits_ink_in_the_image(test_digits):
+    """Columns of the strip map back to the image as given, a large one shrunk first too."""
+    images, _ = test_digits
+    for scale in (3.0, 9.0):
+        gray = written([images[k] for k in (0, 1)], gap=8, scale=scale)
+        found = numbers.strip_of(gray)
+        ink = gray < 128
+        columns = np.flatnonzero(ink.any(axis=0))
+        gap = np.flatnonzero(np.diff(columns) > 1)[0]  # where the first digit ends
+        first, second = (columns[0], columns[gap]), (columns[gap + 1], columns[-1])
+        middle = (found.pixels.shape[1] / 2) + 0.0
+        for (lo, hi), box in zip((first, second), (found.box(0, middle), found.box(middle, 1e9))):
+            x, y, w, h = box
+            assert (
+                abs(x - lo) <= 0.05 * gray.shape[1] and abs(x + w - 1 - hi) <= 0.05 * gray.shape[1]
+            )
+            rows = np.flatnonzero(ink[:, lo : hi + 1].any(axis=1))
+            assert abs(y - rows[0]) <= 2 * scale and abs(y + h - 1 - rows[-1]) <= 2 * scale
+
+
+def test_each_digit_is_cut_from_its_own_ink():
+    """Pieces of ink mostly in a digit's columns are its own, whole (a stroke reaching past the
+    half-way line stays with its digit); a piece across two digits is cut where they meet."""
+    ink = np.zeros((30, 70), np.float32)
+    ink[5:25, 5:15] = 1  # a digit ...
+    ink[5:7, 15:24] = 1  # ... whose top stroke reaches past column 22
+    ink[5:25, 40:48] = 1  # two touching digits
+    ink[14:16, 48:56] = 1
+    ink[5:25, 56:64] = 1
+    mask = (ink > 0).astype(np.uint8)
+    cuts = numbers.cut_digits(ink, mask, [(0, 22), (22, 52), (52, 70)])
+    assert len(cuts) == 3 and all(c.shape == (28, 28) for c in cuts)
+    # the first digit is cut whole, its top stroke in it: 19 px wide and 20 tall, not 10 and 20
+    rows, cols = np.nonzero(cuts[0] > 50)
+    assert (cols.max() - cols.min()) / (rows.max() - rows.min()) > 0.75
+    # the second and third get the parts of the touching piece in their columns
+    assert cuts[1].max() > 0 and cuts[2].max() > 0
+    assert not numbers.cut_digits(ink, mask, [])
+
+
+def test_no_ink_is_no_strip():
+    assert numbers.strip_of(np.full((60, 200), 230.0)) is None
 
 
 def test_scores_count_missing_extra_and_wrong_digits():
@@ -120,46 +146,81 @@ def test_scores_count_missing_extra_and_wrong_digits():
     assert result["wrong_length"] == 2
 
 
-def test_infer_number_json_and_debug_dir(exported, clear_digits, tmp_path):
+def test_the_evaluation_set_has_long_numbers(tmp_path):
+    from mnist_paddle.bench.realworld import _rows, make_realworld
+
+    make_realworld(tmp_path, DATA, count=2, numbers=30)
+    rows = _rows(tmp_path)
+    assert {r["group"] for r in rows} >= set(GROUPS)
+    lengths = {g: [len(r["label"]) for r in rows if r["group"] == g] for g in GROUPS}
+    assert min(lengths["numbers_long"]) >= 7 and max(lengths["numbers_long"]) <= 12
+    assert max(lengths["numbers_paper"]) <= 6 and len(lengths["numbers_long"]) == 30
+    for row in rows:
+        if row["group"] == "numbers_long":
+            assert (tmp_path / row["path"]).is_file() and row["label"].isdigit()
+
+
+def test_infer_number_json_and_debug_dir(number_export, test_digits, tmp_path):
+    images, labels = test_digits
     image = tmp_path / "number.png"
-    cv2.imwrite(str(image), page(side_by_side([clear_digits[0], clear_digits[7]], 6)))
+    cv2.imwrite(str(image), written([images[3], images[2]]))  # MNIST's test 0 and 1
     debug = tmp_path / "debug"
-    result = run_tool(
-        "deploy/infer.py",
-        "--model-dir",
-        str(exported),
-        "--number",
-        "--json",
-        "--debug-dir",
-        str(debug),
-        str(image),
-    )
+    common = ["deploy/infer.py", "--model-dir", str(number_export), "--number"]
+    result = run_tool(*common, "--json", "--debug-dir", str(debug), str(image))
     assert result.returncode == 0, result.stderr
     (row,) = [json.loads(x) for x in result.stdout.splitlines()]
     assert set(row) == {"path", "number", "prob", "sure", "digits"}
-    assert row["number"] == "07" and isinstance(row["number"], str)  # the leading zero stays
-    assert [d["digit"] for d in row["digits"]] == [0, 7]
+    assert isinstance(row["number"], str) and row["number"].isdigit()
+    assert row["number"] == "".join(str(d["digit"]) for d in row["digits"])
     for d in row["digits"]:
         assert set(d) == {"digit", "prob", "sure", "box"} and len(d["box"]) == 4
-    assert row["prob"] == pytest.approx(np.prod([d["prob"] for d in row["digits"]]), abs=1e-3)
-    written = sorted(p.name for p in debug.iterdir())
-    assert written == ["0000_number_boxes.png", "0000_number_digit0.png", "0000_number_digit1.png"]
-    plain = run_tool("deploy/infer.py", "--model-dir", str(exported), "--number", str(image))
-    assert plain.stdout.startswith(f"{image}: 07")
+        assert 0 <= d["prob"] <= 1
+    boxes = [d["box"][0] for d in row["digits"]]
+    assert boxes == sorted(boxes)  # left to right
+    files = sorted(p.name for p in debug.iterdir())
+    cuts = [f"0000_number_digit{k}.png" for k in range(len(row["digits"]))]
+    assert files == sorted([f"0000_number_{k}.png" for k in ("boxes", "page", "strip")] + cuts)
+    strip_png = cv2.imread(str(debug / "0000_number_strip.png"), cv2.IMREAD_GRAYSCALE)
+    assert strip_png.shape[0] == strip.HEIGHT
+    plain = run_tool(*common, str(image))
+    assert plain.stdout.startswith(f"{image}: {row['number']}")
 
 
-def test_infer_number_on_a_blank_page_is_one_line(exported, tmp_path):
+def test_infer_number_on_a_blank_page_is_one_line(number_export, tmp_path):
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((50, 120), 255, np.uint8))
-    result = run_tool("deploy/infer.py", "--model-dir", str(exported), "--number", str(blank))
+    result = run_tool("deploy/infer.py", "--model-dir", str(number_export), "--number", str(blank))
     assert_one_line_error(result, "blank.png: no digit found", code=1)
 
 
-def test_the_service_reads_numbers_in_json_and_forms(exported, clear_digits):
-    png = cv2.imencode(".png", page(side_by_side([clear_digits[3], clear_digits[8]], 6)))[1]
-    data = png.tobytes()
-    process, url = start_server(exported)
+def test_an_export_without_a_line_model_reads_no_numbers(exported, tmp_path):
+    image = tmp_path / "n.png"
+    cv2.imwrite(str(image), np.pad(np.zeros((40, 20), np.uint8), 30, constant_values=255))
+    result = run_tool("deploy/infer.py", "--model-dir", str(exported), "--number", str(image))
+    assert_one_line_error(result, "reads no whole numbers", "tools/train_numbers.py")
+
+
+def test_a_damaged_line_model_is_one_line(number_export, tmp_path):
+    broken = tmp_path / "inference"
+    shutil.copytree(number_export, broken)
+    params = broken / "line.pdiparams"
+    params.write_bytes(params.read_bytes()[:100])
+    image = tmp_path / "n.png"
+    cv2.imwrite(str(image), np.pad(np.zeros((40, 20), np.uint8), 30, constant_values=255))
+    result = run_tool("deploy/infer.py", "--model-dir", str(broken), "--number", str(image))
+    assert_one_line_error(result, "line.pdiparams", "damaged")
+
+
+def test_the_service_reads_numbers_as_infer_does(number_export, test_digits, tmp_path):
+    images, _ = test_digits
+    image = tmp_path / "n.png"
+    cv2.imwrite(str(image), written([images[7], images[4]]))
+    expected = NumberReader(number_export).read(cv2.imread(str(image), 0).astype(np.float32))
+    del expected["reading"]
+    process, url = start_server(number_export)
     try:
+        health = httpx.get(f"{url}/health").json()
+        data = image.read_bytes()
         import base64
 
         as_json = httpx.post(
@@ -172,6 +233,15 @@ def test_the_service_reads_numbers_in_json_and_forms(exported, clear_digits):
     finally:
         process.terminate()
         process.wait(timeout=30)
-    assert as_json == as_form and as_json["number"] == "38"
-    assert [d["digit"] for d in as_json["digits"]] == [3, 8]
+    assert health["numbers"] is True
+    assert as_json == as_form == expected
     assert "digit" in single["results"][0]  # without number mode: one digit, as before
+
+
+def test_the_benchmark_times_a_number_on_plain_and_ruled_paper(number_export):
+    from mnist_paddle.bench.numbers import time_number
+
+    timed = time_number(NumberReader(number_export), DATA, calls=3)
+    assert timed["digits"] == 6
+    for kind in ("paper", "ruled"):
+        assert timed[kind]["p50_ms"] > 0 and len(timed[kind]["pixels"]) == 2

@@ -45,8 +45,7 @@ def test_health(server):
         "status": "ok",
         "model": "lenet",
         "test_acc": pytest.approx(0.9, abs=0.1),
-        "number_model": False,
-        "line_model": False,
+        "numbers": False,
     }
 
 
@@ -185,23 +184,27 @@ def test_a_request_answered_503_stops_before_the_predictor():
 
     cancelled = threading.Event()
     images = [("d.png", SAMPLES[0][0])] * 3
+    options = dict.fromkeys(service.OPTIONS, False)
     cancelled.set()
+    limits = service.Limits()
     assert (
-        service._recognize(Recognizer(), threading.Lock(), images, service.Limits(), cancelled)
+        service._recognize(Recognizer(), threading.Lock(), images, limits, cancelled, options)
         is None
     )
     # set while the request waited for the predictor (another request held it)
-    lock, cancelled = threading.Lock(), threading.Event()
+    lock, cancelled, answers = threading.Lock(), threading.Event(), []
     lock.acquire()
     worker = threading.Thread(
-        target=lambda: service._recognize(Recognizer(), lock, images, service.Limits(), cancelled)
+        target=lambda: answers.append(
+            service._recognize(Recognizer(), lock, images, limits, cancelled, options)
+        )
     )
     worker.start()
     time.sleep(0.2)  # decoding done, waiting for the lock
     cancelled.set()
     lock.release()
     worker.join(timeout=10)
-    assert not worker.is_alive()
+    assert answers == [None]
 
 
 def big_blank_png(side: int = 2000) -> bytes:
@@ -344,21 +347,90 @@ def test_drawing_on_the_page_in_headless_chromium(server, tmp_path):
         page.click("#clear")
         assert page.text_content("#digit") == ""
 
-        # a whole number on the wide page: a 1, then a 7 beside it
-        page.check("#number")
-        box = page.locator("#canvas").bounding_box()
-        assert box["width"] > 2 * box["height"]
-        page.click("#clear")
-        stroke((0.25, 0.15), (0.25, 0.85))
-        stroke((0.45, 0.2), (0.7, 0.2), (0.52, 0.85))
-        page.wait_for_timeout(800)  # the last stroke's request
-        page.wait_for_function("document.getElementById('digit').textContent !== ''")
-        assert page.text_content("#digit").rstrip("?") == "17"
-        # the boxes are drawn over the strokes
-        painted = page.evaluate(
-            "document.getElementById('boxes').getContext('2d')"
-            ".getImageData(0, 0, 640, 280).data.some((v, i) => i % 4 === 3 && v > 0)"
-        )
-        assert painted
         page.screenshot(path=str(tmp_path / "page.png"))
         browser.close()
+
+
+def form_photo(number_export, tmp_path) -> tuple[Path, str]:
+    """A photo of a form's boxes with four MNIST test digits written in them, which the export's
+    digit model reads right one at a time: (the file, the number)."""
+    from mnist_paddle.serving.inference import Recognizer
+    from mnist_paddle.train import pages
+    from mnist_paddle.train.data import mnist_files, read_idx
+
+    images, labels = (read_idx(p) for p in mnist_files(ROOT / "data" / "mnist", "test"))
+    probs = Recognizer(number_export).digit_probabilities(list(images[:200].astype(np.float32)))
+    clear = [k for k in range(200) if probs[k].argmax() == labels[k] and probs[k].max() > 0.99]
+    picks = clear[:4]
+    crops = []
+    for k in picks:
+        ink = images[k].astype(np.float32) / 255
+        rows, cols = np.flatnonzero(ink.max(axis=1) > 0.1), np.flatnonzero(ink.max(axis=0) > 0.1)
+        crops.append(
+            cv2.resize(ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1], None, fx=3, fy=3)
+        )
+    rng = np.random.default_rng(4)
+    # a form photographed from above (forms are read square-on), in uneven light
+    photo = pages.photographed(pages.boxes([c.clip(0, 1) for c in crops], 60, rng), rng, tilt=0.01)
+    path = tmp_path / "form.jpg"
+    cv2.imwrite(str(path), photo, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return path, "".join(str(labels[k]) for k in picks)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (apt install chromium)")
+def test_numbers_and_photos_on_the_page_in_headless_chromium(number_export, tmp_path):
+    """Number mode reads what is drawn as the API does, and shows the strip it read; a photo
+    of a form chosen with the file input is read box by box, the cleaned page shown."""
+    from playwright.sync_api import sync_playwright
+
+    process, url = start_server(number_export)
+    photo, number = form_photo(number_export, tmp_path)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            page = browser.new_page()
+            page.goto(url)
+            page.check("#number")
+            box = page.locator("#canvas").bounding_box()
+            assert box["width"] > 2 * box["height"]
+            for points in (((0.25, 0.15), (0.25, 0.85)), ((0.45, 0.2), (0.7, 0.2), (0.52, 0.85))):
+                xy = [
+                    (box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in points
+                ]
+                page.mouse.move(*xy[0])
+                page.mouse.down()
+                for point in xy[1:]:
+                    page.mouse.move(*point, steps=12)
+                page.mouse.up()
+            page.wait_for_timeout(800)  # the last stroke's request
+            page.wait_for_function("document.getElementById('prob').textContent !== ''")
+            drawn = page.evaluate("document.getElementById('canvas').toDataURL('image/png')")
+            expected = httpx.post(f"{url}/predict", json={"image": drawn, "number": True})
+            expected = expected.json()["results"][0]
+            assert page.text_content("#digit").rstrip("?") == expected.get("number", "")
+            if expected.get("number"):  # the strip the line model read, 36 px high
+                assert page.evaluate("document.getElementById('seen').naturalHeight") == 36
+
+            page.set_input_files("#file", str(photo))
+            page.wait_for_function(
+                "document.getElementById('cleaned').style.display === 'block'", timeout=20000
+            )
+            page.wait_for_timeout(300)
+            assert page.text_content("#digit").rstrip("?") == number
+            answer = httpx.post(
+                f"{url}/predict",
+                files={"image": ("form.jpg", photo.read_bytes())},
+                data={"number": "1"},
+            ).json()["results"][0]
+            assert answer["number"] == number and len(answer["digits"]) == 4
+            painted = page.evaluate(
+                "(() => { const c = document.getElementById('boxes');"
+                " return c.getContext('2d').getImageData(0, 0, c.width, c.height).data"
+                ".some((v, i) => i % 4 === 3 && v > 0); })()"
+            )
+            assert painted  # the boxes drawn over the photo
+            page.screenshot(path=str(tmp_path / "photo.png"))
+            browser.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

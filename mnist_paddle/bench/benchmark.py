@@ -30,7 +30,8 @@ from mnist_paddle.bench.loadtest import bench_service
 from mnist_paddle.bench.numbers import time_number
 from mnist_paddle.errors import UserError
 from mnist_paddle.fileio import write_json, write_text
-from mnist_paddle.serving.inference import Recognizer
+from mnist_paddle.serving.inference import Recognizer, read_metadata
+from mnist_paddle.serving.numbers import NumberReader
 from mnist_paddle.serving.onnx import OnnxPredictor
 from mnist_paddle.train.checkpoint import load_network, resolve_checkpoint
 from mnist_paddle.train.config import load_config
@@ -208,7 +209,8 @@ def run(
     results["batch1_profile"] = profiles.batch1_profile(model_dir)
     print("inference: deploy/infer.py ...", flush=True)
     results["infer_cli"] = bench_infer_cli(model_dir, data_root)
-    results["number"] = time_number(Recognizer(model_dir), data_root)
+    if "line_model" in read_metadata(model_dir)["files"]:
+        results["number"] = time_number(NumberReader(model_dir), data_root)
     print("service: wrk and tools/loadtest.py ...", flush=True)
     png = SERVICE_SAMPLE.read_bytes()
     results["service"] = bench_service(model_dir, png, SERVICE_LABEL, service_seconds)

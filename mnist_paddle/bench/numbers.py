@@ -4,7 +4,8 @@
   own size and baseline, spacing that varies, a fifth of neighbouring pairs touching or
   overlapping slightly), then put on paper like the `mnist_paper` group;
 - numbers_printed: 2-6 digit numbers typeset in the evaluation fonts (never seen in training),
-  rendered like the `printed_unseen` group.
+  rendered like the `printed_unseen` group;
+- numbers_long: 7-12 MNIST *test* digits written as numbers_paper's are (a phone number, an ID).
 
 Each image is `<group>/<index>_label<number>.<ext>`, listed in labels.csv with its number as the
 label (a string: leading zeros are kept).
@@ -18,12 +19,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mnist_paddle.serving.numbers import read_number
+from mnist_paddle.bench.pages import NUMBER_GROUPS
+from mnist_paddle.serving.numbers import NumberReader
 from mnist_paddle.serving.preprocess import read_gray
 from mnist_paddle.train import synth
 from mnist_paddle.train.calibrate import calibration_error
 
-GROUPS = ("numbers_paper", "numbers_printed")
+GROUPS = ("numbers_paper", "numbers_printed", "numbers_long") + NUMBER_GROUPS
+LONG = (7, 12)  # digits of a numbers_long number
 
 
 def number_on_paper(digits: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
@@ -34,6 +37,10 @@ def number_on_paper(digits: list[np.ndarray], rng: np.random.Generator) -> np.nd
 
 def random_number(rng: np.random.Generator) -> str:
     return "".join(str(d) for d in synth.random_digits(rng))
+
+
+def long_length(rng: np.random.Generator) -> int:
+    return int(rng.integers(LONG[0], LONG[1] + 1))
 
 
 def scores(truth: list[str], read: list[str | None]) -> dict:
@@ -59,10 +66,10 @@ def _edit_distance(a: str, b: str) -> int:
     return row[-1]
 
 
-def evaluate(recognizer, set_dir: Path, rows: list[dict]) -> dict:
+def evaluate(reader: NumberReader, set_dir: Path, rows: list[dict]) -> dict:
     """Per number group of the set: exact match, per-digit accuracy, the share of numbers read
-    surely and their exact match, the calibration error of the numbers' probability; and the
-    median time to read one."""
+    surely and their exact match, the calibration error of the numbers' probability, exact
+    match by number length; and the median time to read one."""
     results = {}
     for group in GROUPS:
         members = [r for r in rows if r["group"] == group]
@@ -72,7 +79,7 @@ def evaluate(recognizer, set_dir: Path, rows: list[dict]) -> dict:
         for row in members:
             gray = read_gray(set_dir / row["path"])
             start = time.perf_counter()
-            answer = read_number(recognizer, gray)
+            answer = reader.read(gray)
             seconds.append(time.perf_counter() - start)
             read.append(answer["number"] if answer else None)
             sure.append(bool(answer and answer["sure"]))
@@ -86,6 +93,10 @@ def evaluate(recognizer, set_dir: Path, rows: list[dict]) -> dict:
             "sure_exact_match": float(right[sure].mean()) if sure.any() else 0.0,
             "ece": calibration_error(np.array(prob), right),
             "median_ms": 1000 * float(np.median(seconds)),
+            "by_length": {
+                n: float(right[[len(t) == n for t in truth]].mean())
+                for n in sorted({len(t) for t in truth})
+            },
         }
     return results
 
@@ -105,15 +116,25 @@ def to_markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def time_number(recognizer, data_root: Path, calls: int = 50) -> dict:
-    """Reading a 6-digit handwritten number (MNIST test digits on paper, as numbers_paper):
-    median and p99 milliseconds per image, preprocessing and every predictor call included."""
+def time_number(reader: NumberReader, data_root: Path, calls: int = 50) -> dict:
+    """Reading a 6-digit handwritten number (MNIST test digits) on plain paper (as numbers_paper)
+    and on ruled paper (as ruled_numbers): median and p99 milliseconds per image, the page's
+    cleaning and every predictor call included."""
     from mnist_paddle.bench.benchmark import latencies
+    from mnist_paddle.bench.pages import handwritten
     from mnist_paddle.train.data import mnist_files, read_idx
 
     images = read_idx(mnist_files(data_root, "test")[0])
     rng = np.random.default_rng(6)
-    page = number_on_paper(list(images[rng.choice(len(images), 6)]), rng)
-    gray = cv2.cvtColor(page, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    stats = latencies(lambda: read_number(recognizer, gray), calls)
-    return {"digits": 6, "pixels": list(gray.shape), **stats}
+    digits = list(images[rng.choice(len(images), 6)])
+    results = {"digits": 6}
+    for kind, page in (
+        ("paper", number_on_paper(digits, rng)),
+        ("ruled", handwritten("ruled", digits, rng)),
+    ):
+        gray = cv2.cvtColor(page, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        results[kind] = {
+            "pixels": list(gray.shape),
+            **latencies(lambda g=gray: reader.read(g), calls),
+        }
+    return results

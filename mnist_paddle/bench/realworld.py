@@ -22,60 +22,99 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from mnist_paddle.bench import figures
 from mnist_paddle.bench.numbers import evaluate as number_scores
+from mnist_paddle.bench.numbers import long_length, random_number
 from mnist_paddle.bench.numbers import number_on_paper as number_paper
-from mnist_paddle.bench.numbers import random_number
 from mnist_paddle.bench.numbers import to_markdown as numbers_table
+from mnist_paddle.bench.pages import DIGIT_GROUPS, make_pages
 from mnist_paddle.digits import normalize
 from mnist_paddle.errors import UserError
 from mnist_paddle.fileio import atomic_path, write_json, write_text
 from mnist_paddle.serving.inference import Recognizer
-from mnist_paddle.serving.preprocess import load_digit
+from mnist_paddle.serving.numbers import NumberReader
 from mnist_paddle.train import calibrate, synth
 from mnist_paddle.train.data import mnist_files, read_idx
-from mnist_paddle.train.fonts import EVAL_FONTS, debian_fonts, matplotlib_fonts
+from mnist_paddle.train.fonts import EVAL_FONTS, VALIDATION_FONTS, debian_fonts, matplotlib_fonts
+from mnist_paddle.train.loader import split_validation
 from mnist_paddle.train.synth import number_length
 
-GROUPS = ("mnist_paper", "printed", "printed_unseen")
+GROUPS = ("mnist_paper", "printed", "printed_unseen") + DIGIT_GROUPS
+TUNING_DIGITS = 5000  # the training digits the quick start's runs hold out (data.val_size)
 
 
 def make_realworld(
-    out: Path, data_root: Path, count: int = 1000, seed: int = 0, numbers: int = 1000
+    out: Path,
+    data_root: Path,
+    count: int = 1000,
+    seed: int = 0,
+    numbers: int = 1000,
+    pages: int = 1000,
+    tuning: bool = False,
 ) -> Path:
-    """Write `count` images per digit group and `numbers` per number group (bench/numbers.py)
-    under `out`, and `out/labels.csv`; returns the CSV path."""
+    """Write `count` images per digit group, `numbers` per number group (bench/numbers.py) and
+    `pages` per real-page group (bench/pages.py) under `out`, and `out/labels.csv`; returns the
+    CSV path. The evaluation set is made of MNIST's test digits and the evaluation fonts; with
+    `tuning`, the same groups are made of the 5,000 training digits the quick start's runs hold
+    out and of the validation fonts: a set to choose on, which training never sees either."""
     rng = np.random.default_rng(seed)
-    images, labels = (read_idx(path) for path in mnist_files(data_root, "test"))
+    if tuning:
+        images, labels = (read_idx(path) for path in mnist_files(data_root, "train"))
+        _, (images, labels) = split_validation(images, labels, TUNING_DIGITS)
+        fonts = {
+            "printed": debian_fonts(VALIDATION_FONTS),
+            "unseen": debian_fonts(VALIDATION_FONTS),
+        }
+    else:
+        images, labels = (read_idx(path) for path in mnist_files(data_root, "test"))
+        fonts = {"printed": matplotlib_fonts(), "unseen": debian_fonts(EVAL_FONTS)}
     rows = []
     picks = rng.choice(len(images), size=count, replace=False)
     for i, index in enumerate(picks):
         page, ext = _pen_on_paper(images[index], rng)
-        rows.append(_save(out, "mnist_paper", i, int(labels[index]), page, ext, rng) + [index])
+        where = "" if tuning else index  # the test image it is, to compare with as stored
+        rows.append(_save(out, "mnist_paper", i, int(labels[index]), page, ext, rng) + [where])
     # matplotlib's fonts (training may see them), then fonts training never sees
     for group, font_files in (
-        ("printed", matplotlib_fonts()),
-        ("printed_unseen", debian_fonts(EVAL_FONTS)),
+        ("printed", fonts["printed"]),
+        ("printed_unseen", fonts["unseen"]),
     ):
         for i in range(count):
             digit = i % 10
             page, ext = _printed(str(digit), font_files[rng.integers(len(font_files))], rng)
             rows.append(_save(out, group, i, digit, page, ext, rng) + [""])
-    unseen = debian_fonts(EVAL_FONTS)
+    unseen = fonts["unseen"]
     for i in range(numbers):  # handwritten: MNIST test digits; printed: evaluation fonts
-        picks = rng.choice(len(images), size=number_length(rng))
-        text = "".join(str(labels[k]) for k in picks)
-        page = number_paper(list(images[picks]), rng)
-        ext = ".jpg" if rng.random() < 0.4 else ".png"
-        rows.append(_save(out, "numbers_paper", i, text, page, ext, rng) + [""])
+        rows.append(
+            _handwritten_number(out, "numbers_paper", i, number_length(rng), images, labels, rng)
+        )
     for i in range(numbers):
         text = random_number(rng)
         page, ext = _printed(text, unseen[rng.integers(len(unseen))], rng)
         rows.append(_save(out, "numbers_printed", i, text, page, ext, rng) + [""])
+    for i in range(numbers):
+        rows.append(
+            _handwritten_number(out, "numbers_long", i, long_length(rng), images, labels, rng)
+        )
+    counters: dict[str, int] = {}
+    for group, label, page in make_pages(pages, images, labels, unseen, rng):
+        i = counters[group] = counters.get(group, -1) + 1
+        ext = ".jpg" if group.startswith("photo") or rng.random() < 0.3 else ".png"
+        rows.append(_save(out, group, i, label, page, ext, rng) + [""])
     with atomic_path(out / "labels.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["path", "group", "label", "mnist_index"])  # index: in the test set
         writer.writerows(rows)
     return out / "labels.csv"
+
+
+def _handwritten_number(out: Path, group: str, i: int, length: int, images, labels, rng) -> list:
+    """A number of `length` MNIST test digits written on paper, saved as image `i` of `group`."""
+    picks = rng.choice(len(images), size=length)
+    text = "".join(str(labels[k]) for k in picks)
+    page = number_paper(list(images[picks]), rng)
+    ext = ".jpg" if rng.random() < 0.4 else ".png"
+    return _save(out, group, i, text, page, ext, rng) + [""]
 
 
 def _save(out: Path, group: str, i: int, label, page: np.ndarray, ext: str, rng) -> list:
@@ -156,7 +195,7 @@ def evaluate(recognizer: Recognizer, set_dir: Path, data_root: Path) -> dict:
             "no_digit": int((got == -1).sum()),
             "per_digit": {d: float((got == labels)[labels == d].mean()) for d in range(10)},
         }
-        if group == "mnist_paper":
+        if group == "mnist_paper" and all(r["mnist_index"] for r in members):
             index = np.array([int(r["mnist_index"]) for r in members])
             plain = read_idx(mnist_files(data_root, "test")[0])[index]
             plain = normalize(plain, norm["mean"], norm["std"])[:, None]
@@ -182,15 +221,17 @@ def _scores(prob: np.ndarray, correct: np.ndarray, min_prob: float) -> dict:
     }
 
 
-def report(set_dir: Path, model_dir: Path, out: Path, data_root: Path, examples: int = 6) -> str:
+def report(set_dir: Path, model_dir: Path, out: Path, data_root: Path, examples: int = 4) -> str:
     """Evaluate, write `out/realworld.json`, `.md`, an examples figure and a risk-coverage plot;
     return the Markdown."""
     if not (set_dir / "labels.csv").is_file():
         raise UserError(f"no evaluation set in {set_dir} (write one with tools/make_realworld.py)")
     recognizer = Recognizer(model_dir)
     results = evaluate(recognizer, set_dir, data_root)
-    numbers = number_scores(recognizer, set_dir, _rows(set_dir))
-    plot_risk_coverage(results, recognizer.min_prob, out / "risk_coverage.png")
+    numbers = {}
+    if "line_model" in recognizer.meta["files"]:
+        numbers = number_scores(NumberReader(model_dir), set_dir, _rows(set_dir))
+    figures.risk_coverage(results, recognizer.min_prob, out / "risk_coverage.png")
     for r in results.values():
         del r["prob"], r["correct"]
     meta = recognizer.meta
@@ -218,53 +259,7 @@ def report(set_dir: Path, model_dir: Path, out: Path, data_root: Path, examples:
     summary = {"model": meta, "set": str(set_dir), "groups": results, "numbers": numbers}
     write_json(out / "realworld.json", summary)
     write_text(out / "realworld.md", markdown)
-    plot_examples(set_dir, recognizer, out / "realworld_examples.png", examples)
+    figures.examples(
+        set_dir, _rows(set_dir), GROUPS, recognizer, out / "realworld_examples.png", examples
+    )
     return markdown
-
-
-def plot_risk_coverage(results: dict, min_prob: float, path: Path) -> None:
-    """Error rate among the answers kept against the share kept, per group, as the threshold
-    goes down; a dot where the export's threshold is."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    for group, r in results.items():
-        prob, correct = np.array(r["prob"]), np.array(r["correct"], bool)
-        coverage, error = calibrate.risk_coverage_curve(prob, correct)
-        (line,) = ax.plot(coverage, 100 * error, label=group)
-        ax.plot(r["sure_share"], 100 * r["sure_error"], "o", color=line.get_color())
-    ax.set_xlabel("share of answers kept (sure)")
-    ax.set_ylabel("wrong among those kept (%)")
-    ax.set_title(f"risk-coverage; dots: the export's threshold p >= {min_prob:.3f}", fontsize=9)
-    ax.legend(fontsize=8)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-
-
-def plot_examples(set_dir: Path, recognizer, path: Path, per_group: int) -> None:
-    """A figure: the first images of each group above the 28x28 image the model saw."""
-    import matplotlib.pyplot as plt
-
-    rows = _rows(set_dir)
-    picks = [r for g in GROUPS for r in [r for r in rows if r["group"] == g][:per_group]]
-    fig, axes = plt.subplots(2, len(picks), figsize=(1.3 * len(picks), 3.0), squeeze=False)
-    for column, row in enumerate(picks):
-        file = set_dir / row["path"]
-        with Image.open(file) as image:
-            axes[0, column].imshow(image.convert("RGBA"))
-        axes[0, column].set_title(f"label {row['label']}", fontsize=8)
-        seen = load_digit(file)  # (28, 28): what the model is fed, before normalization
-        probs = recognizer.digit_probabilities([seen])[0]
-        digit = int(probs.argmax())
-        axes[1, column].imshow(seen, cmap="gray", vmin=0, vmax=255)
-        color = "green" if digit == int(row["label"]) else "red"
-        axes[1, column].set_title(f"{digit} (p={probs[digit]:.2f})", fontsize=8, color=color)
-        for ax in axes[:, column]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-    axes[0, 0].set_ylabel("input", fontsize=8)
-    axes[1, 0].set_ylabel("model saw", fontsize=8)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    plt.close(fig)

@@ -177,11 +177,14 @@ def _commands(r: dict) -> list[str]:
     lines += [f"| {k.replace('_', ' ')} | {v['seconds']:.2f} |" for k, v in cli.items()]
     if "number" in r:
         n = r["number"]
-        lines += [
-            "",
-            f"Reading a {n['digits']}-digit handwritten number ({n['pixels'][1]}x{n['pixels'][0]} "
-            f"px): {n['p50_ms']:.1f} ms median, {n['p99_ms']:.1f} ms p99 (process start excluded).",
-        ]
+        lines.append("")
+        for kind in ("paper", "ruled"):
+            t = n[kind]
+            lines.append(
+                f"Reading a {n['digits']}-digit handwritten number on {kind} paper "
+                f"({t['pixels'][1]}x{t['pixels'][0]} px): {t['p50_ms']:.1f} ms median, "
+                f"{t['p99_ms']:.1f} ms p99 (process start excluded)."
+            )
     return lines
 
 

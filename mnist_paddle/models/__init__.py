@@ -7,7 +7,7 @@
 
 Every model takes (N, 1, 28, 28) images normalized to about -1..1 and returns (N, num_classes)
 logits, so training, export and deployment treat them all alike. One network is outside the
-registry: line.py's LineReader, which reads a whole number's strip of ink (train/lines.py).
+registry: line.py's LineModel, which reads a whole number's strip of ink (train/numbers.py).
 """
 
 from __future__ import annotations

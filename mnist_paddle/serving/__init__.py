@@ -2,9 +2,8 @@
 
     preprocess  image file -> the 28x28 digit an MNIST model expects, made as MNIST made its own
     inference   the Recognizer: Paddle Inference predictors for an export folder
-    segment     a whole number's candidate digits: its pieces of ink, cut and joined
-    lines       the line model's strip of a number, CTC likelihoods and readings
-    numbers     whole numbers: the digits of one image, read left to right
+    strip       a whole number's ink as the strip the line model reads, and the way back
+    numbers     the NumberReader: whole numbers read by the line model, left to right
     gpu         GPU and TensorRT predictor configs, the TensorRT engine cache
     onnx        ONNX Runtime on the export's inference.onnx (--runtime onnxruntime)
     infer       the deploy/infer.py command

@@ -43,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         help="TensorRT's precision (with --tensorrt; default fp32)",
     )
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
-    p.add_argument("--debug-dir", help="write the 28x28 image the model saw for each input here")
+    p.add_argument(
+        "--debug-dir",
+        help="write what the model saw for each input here: the 28x28 digit, or with --number "
+        "the strip it read and the input with the boxes drawn",
+    )
     p.add_argument(
         "--number",
         action="store_true",
@@ -53,30 +57,21 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     quiet_paddle(args.verbose)
     with user_errors():
-        from mnist_paddle.serving.inference import Recognizer  # imports Paddle
-
-        recognizer = Recognizer(
-            args.model_dir,
-            args.device,
-            args.threads,
-            args.tensorrt,
-            min_prob=args.min_prob,
-            precision=args.precision,
-            runtime=args.runtime,
-        )
         items = collect_images(args.images)  # image paths, and error dicts for bad arguments
         if args.number:
-            from mnist_paddle.serving.numbers import read_numbers
-
-            results = read_numbers(recognizer, items, args.debug_dir)
-            if not recognizer.has_number_model and any("number" in r for r in results):
-                print(
-                    f"note: {args.model_dir} has no number model (`python tools/train_numbers.py` "
-                    "adds it); read with the digit model alone, which splits touching digits "
-                    "less well",
-                    file=sys.stderr,
-                )
+            results = _read_numbers(args, items)
         else:
+            from mnist_paddle.serving.inference import Recognizer  # imports Paddle
+
+            recognizer = Recognizer(
+                args.model_dir,
+                args.device,
+                args.threads,
+                args.tensorrt,
+                min_prob=args.min_prob,
+                precision=args.precision,
+                runtime=args.runtime,
+            )
             paths = [x for x in items if isinstance(x, Path)]
             found = iter(recognizer.recognize(paths, debug_dir=args.debug_dir))
             results = [next(found) if isinstance(x, Path) else x for x in items]
@@ -88,6 +83,19 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"{r['path']}: {describe(r)}")
     return 1 if any("error" in r for r in results) else 0
+
+
+def _read_numbers(args, items: list) -> list[dict]:
+    """--number: each image read by the export's line model (serving/numbers.py)."""
+    from mnist_paddle.errors import UserError
+    from mnist_paddle.serving.numbers import NumberReader, read_numbers  # imports Paddle
+
+    if args.runtime != "paddle" or args.tensorrt or args.min_prob is not None:
+        raise UserError(
+            "--number reads with the line model through Paddle Inference at the export's "
+            "thresholds: without --runtime onnxruntime, --tensorrt or --min-prob"
+        )
+    return read_numbers(NumberReader(args.model_dir, args.device), items, args.debug_dir)
 
 
 def add_answer_args(p) -> None:

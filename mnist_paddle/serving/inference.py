@@ -5,12 +5,9 @@ Needs only the export folder (`tools/export.py` writes it), never the training c
     metadata.json        model name, input name and shape, normalization, class names, accuracy
     inference.json       the PIR program (Model.save(..., training=False))
     inference.pdiparams  the parameters
-    number.json, number.pdiparams
-                         the number model, if tools/train_numbers.py has added it: the digit
-                         model taught an eleventh class, "not one digit" (serving/numbers.py)
     line.json, line.pdiparams
-                         the line model, if tools/train_numbers.py has added it: a CRNN that
-                         reads a whole number's strip of ink (CTC; serving/lines.py)
+                         the line model, if tools/train_numbers.py has added it: it reads a
+                         whole number's strip of ink with CTC (serving/numbers.py)
 """
 
 from __future__ import annotations
@@ -29,10 +26,12 @@ from mnist_paddle.errors import UserError, first_line
 from mnist_paddle.fileio import atomic_path
 from mnist_paddle.serving import gpu
 from mnist_paddle.serving.onnx import OnnxPredictor
-from mnist_paddle.serving.preprocess import load_digit
+from mnist_paddle.serving.page import picture
+from mnist_paddle.serving.preprocess import NO_DIGIT, page_digit, read_gray
 
 METADATA = "metadata.json"
-FORMAT = "mnist-paddle-inference/3"  # 2: the SHA-256 of each file; 3: temperature, min_prob
+# 2: the SHA-256 of each file; 3: temperature, min_prob; 4: the line model alone reads numbers
+FORMAT = "mnist-paddle-inference/4"
 TOP_K = 3
 RUNTIMES = ("paddle", "onnxruntime")
 # keys of metadata.json
@@ -63,6 +62,43 @@ def read_metadata(model_dir: str | Path) -> dict:
     if missing:
         raise UserError(f"{path}: {', '.join(missing)} missing; export the model again")
     return meta
+
+
+def checked_file(model_dir: Path, meta: dict, kind: str) -> Path:
+    """The export's `kind` file (a key of its metadata's "files"), checked against the SHA-256
+    recorded at export."""
+    path = model_dir / meta["files"][kind]
+    if not path.is_file():
+        raise UserError(f"{model_dir}: {path.name} is missing; export the model again")
+    if file_digest(path) != meta["sha256"][path.name]:
+        raise UserError(
+            f"{path}: damaged or truncated (its SHA-256 is not the one {METADATA} "
+            "recorded at export); export the model again"
+        )
+    return path
+
+
+def create_predictor(config: paddle_infer.Config, model_dir: Path) -> _Predictor:
+    """A Paddle Inference predictor, Paddle's log lines silenced; a model it cannot load is a
+    one-line error naming the export folder."""
+    config.disable_glog_info()
+    try:
+        return _Predictor(paddle_infer.create_predictor(config))
+    except Exception as e:  # Paddle raises its own error types for unreadable model files
+        raise UserError(f"{model_dir}: cannot load the model ({first_line(e)})") from None
+
+
+def cpu_config(
+    model_file: Path, params_file: Path, onednn: bool, threads: int
+) -> paddle_infer.Config:
+    config = paddle_infer.Config(str(model_file), str(params_file))
+    config.disable_gpu()
+    if onednn:
+        config.enable_mkldnn()  # Paddle's default on CPU; said here to be sure
+    else:
+        config.disable_mkldnn()
+    config.set_cpu_math_library_num_threads(threads)
+    return config
 
 
 class Recognizer:
@@ -96,11 +132,11 @@ class Recognizer:
                     f"{self.model_dir}: no ONNX model in this export; export with "
                     "`python tools/export.py --onnx`"
                 )
-            self._batch = self._single = OnnxPredictor(self._checked("onnx"), threads)
+            self._batch = self._single = OnnxPredictor(
+                checked_file(self.model_dir, self.meta, "onnx"), threads
+            )
         else:
             self._create_paddle(device, threads, tensorrt, precision)
-        self._device, self._threads = device, threads
-        self._side_models: dict[str, _Predictor] = {}  # number, line: made when first needed
         self.normalize = self.meta["normalize"]
         self.class_names = self.meta["class_names"]
         # softmax(logits / temperature): probabilities fitted to held-out images at export
@@ -108,20 +144,8 @@ class Recognizer:
         # an answer is "sure" at this top probability or above (export's choice, or the caller's)
         self.min_prob = float(self.meta["min_prob"] if min_prob is None else min_prob)
 
-    def _checked(self, kind: str) -> Path:
-        """The export's `kind` file, checked against the SHA-256 recorded at export."""
-        path = self.model_dir / self.meta["files"][kind]
-        if not path.is_file():
-            raise UserError(f"{self.model_dir}: {path.name} is missing; export the model again")
-        if file_digest(path) != self.meta["sha256"][path.name]:
-            raise UserError(
-                f"{path}: damaged or truncated (its SHA-256 is not the one {METADATA} "
-                "recorded at export); export the model again"
-            )
-        return path
-
     def _create_paddle(self, device: str, threads: int | None, tensorrt: bool, precision: str):
-        files = (self._checked("model"), self._checked("params"))
+        files = tuple(checked_file(self.model_dir, self.meta, k) for k in ("model", "params"))
         if device == "gpu":
             if tensorrt:  # the TensorRT program and its parameters, converted once and cached
                 files = gpu.tensorrt_model(files[0], self.meta, precision)
@@ -131,16 +155,12 @@ class Recognizer:
             raise UserError("--tensorrt needs --device gpu")
         else:
             self._batch = self._create(
-                _cpu_config(*files, onednn=True, threads=threads or os.cpu_count() or 1)
+                cpu_config(*files, onednn=True, threads=threads or os.cpu_count() or 1)
             )
-            self._single = self._create(_cpu_config(*files, onednn=False, threads=1))
+            self._single = self._create(cpu_config(*files, onednn=False, threads=1))
 
     def _create(self, config: paddle_infer.Config) -> _Predictor:
-        config.disable_glog_info()
-        try:
-            return _Predictor(paddle_infer.create_predictor(config))
-        except Exception as e:  # Paddle raises its own error types for unreadable model files
-            raise UserError(f"{self.model_dir}: cannot load the model ({first_line(e)})") from None
+        return create_predictor(config, self.model_dir)
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """(N, 1, 28, 28) float32 normalized images -> (N, classes) logits."""
@@ -157,19 +177,27 @@ class Recognizer:
         """One result per path, in order: {"path", "digit", "prob", "top"} or {"path", "error"}.
 
         With `debug_dir`, the 28x28 image the model saw for input i is written there as
-        `<i>_<name>.png`.
+        `<i>_<name>.png`, and the input beside the cleaned page (what was removed in red) as
+        `<i>_<name>_page.png`.
         """
         results: list[dict] = [{} for _ in paths]
         found: list[tuple[int, np.ndarray]] = []  # (input index, its 28x28 digit)
         for i, path in enumerate(paths):
             try:
-                digit = load_digit(path)
+                gray = read_gray(path)
             except UserError as e:
                 results[i] = {"path": str(path), "error": str(e)}
                 continue
+            digit, page = page_digit(gray)
+            if digit is None:
+                results[i] = {"path": str(path), "error": f"{path}: {NO_DIGIT}"}
+                continue
             if debug_dir is not None:
-                with atomic_path(Path(debug_dir) / f"{i:04d}_{Path(path).stem}.png") as tmp:
+                stem = Path(debug_dir) / f"{i:04d}_{Path(path).stem}"
+                with atomic_path(stem.with_name(stem.name + ".png")) as tmp:
                     cv2.imwrite(str(tmp), digit.round().astype(np.uint8))
+                with atomic_path(stem.with_name(stem.name + "_page.png")) as tmp:
+                    cv2.imwrite(str(tmp), picture(gray, page))
             found.append((i, digit))
         if found:
             probs = self.digit_probabilities([digit for _, digit in found], batch_size)
@@ -194,47 +222,6 @@ class Recognizer:
             batch = normalize(np.stack(digits[start : start + batch_size])[:, None], mean, std)
             logits.append(run(np.ascontiguousarray(batch, dtype=np.float32)))
         return np.concatenate(logits)
-
-    @property
-    def has_number_model(self) -> bool:
-        return "number_model" in self.meta["files"]
-
-    @property
-    def number_calibration(self) -> dict | None:
-        """{"slope", "intercept", "min_prob"}: a whole number's probability of being right from
-        the number model's log-probability of the reading, and the threshold of a sure one
-        (train/numbers.py fits them); None for an export without (numbers.py falls back)."""
-        return self.meta.get("number_model", {}).get("calibration")
-
-    def number_logits(self, digits: list[np.ndarray], batch_size: int = 256) -> np.ndarray:
-        """Candidate digits of a number, (28, 28) each -> (N, 11) logits of the number model:
-        the ten digits and "not one digit"."""
-        return self._batched(self._side_model("number").run, digits, batch_size)
-
-    @property
-    def has_line_model(self) -> bool:
-        return "line_model" in self.meta["files"]
-
-    def line_logits(self, strip: np.ndarray) -> np.ndarray:
-        """A whole number's strip of ink (serving/lines.py), (32, W) -> (11, W / 4) logits of
-        the line model: blank or a digit, every 4 columns."""
-        batch = np.ascontiguousarray(strip[None, None], dtype=np.float32)
-        return self._side_model("line").run(batch)[0]
-
-    def _side_model(self, name: str) -> _Predictor:
-        """The predictor of the export's number or line model, made when first needed: Paddle
-        Inference on the CPU or the GPU (no TensorRT: not worth an engine for these models)."""
-        if name not in self._side_models:
-            files = (self._checked(f"{name}_model"), self._checked(f"{name}_params"))
-            if self._device == "gpu":
-                config = gpu.gpu_config(*files)
-            else:
-                # one strip takes 1.0 ms on one thread or two, but two stall when the other core
-                # is busy (125 ms measured), as it is with a service worker per core
-                threads = 1 if name == "line" else self._threads or os.cpu_count() or 1
-                config = _cpu_config(*files, onednn=True, threads=threads)
-            self._side_models[name] = self._create(config)
-        return self._side_models[name]
 
     def answer(self, probs: np.ndarray) -> dict:
         """{"digit", "prob", "sure", "top"} for one image's class probabilities."""
@@ -262,19 +249,6 @@ class _Predictor:
         self.input.copy_from_cpu(batch)
         self.predictor.run()
         return self.output.copy_to_cpu()
-
-
-def _cpu_config(
-    model_file: Path, params_file: Path, onednn: bool, threads: int
-) -> paddle_infer.Config:
-    config = paddle_infer.Config(str(model_file), str(params_file))
-    config.disable_gpu()
-    if onednn:
-        config.enable_mkldnn()  # Paddle's default on CPU; said here to be sure
-    else:
-        config.disable_mkldnn()
-    config.set_cpu_math_library_num_threads(threads)
-    return config
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:

@@ -1,41 +1,27 @@
 """Whole numbers: the digits of one image, read left to right (`deploy/infer.py --number`).
 
-Steps 1-3 are segment.py's:
+The page is cleaned first (page.py: even light, no printed rules); on a form, each of its boxes
+holds one digit, which the digit model reads. Otherwise two models read them, the export's line
+model and its digit model, in five steps:
 
-1. A large image is shrunk until its digits are about WORK_HEIGHT pixels tall. The ink and its
-   mask are found as for a single digit (preprocess.py: either polarity, paper texture smoothed,
-   specks dropped).
-2. Faint ink that joins strong strokes counts (hysteresis), pieces much shorter than the digits
-   join the nearest digit, and pieces stacked one above the other are one group: a stroke broken
-   by a light pen, a 5 whose top stroke stands apart, or a 4 with a gap stays together.
-3. A group wider than a narrow digit may be several touching digits: it is cut at the columns
-   where the least ink crosses. The pieces, left to right, are the atoms; every run of
-   neighbouring atoms no wider than a digit is a candidate digit (a span).
-4. Every span is made 28x28 the MNIST way and scored in one batch by the export's number model
-   (train/numbers.py): the digit model taught an eleventh class, "not one digit", on the spans
-   of numbers composed from training digits. The reading is the run of spans covering all the
-   atoms with the best total of log-probabilities of their best digit and a prior on each
-   digit's shape (a 1 is narrow, the others are not, none is much shorter than the others),
-   found by dynamic programming. A piece of a digit, or two digits, is "not one digit" and scores
-   low, so touching digits are split and broken ones kept whole by recognition.
-5. With the export's line model (train/lines.py), the number's whole strip of ink is read
-   again without cuts (CTC, serving/lines.py). Its BEAM likeliest readings and the spans' best
-   one are weighed: each scores its CTC log-likelihood plus SPANS_WEIGHT times the best total of
-   the spans that read it, so each reader vetoes what the other finds implausible. One thing
-   the spans cannot judge: when the line model's likeliest reading has one digit more than the
-   spans' (and some run of spans reads it), only readings of its length are weighed. Digits that
-   overlap have no vertical cut between them, so every run of spans that reads them both holds a
-   piece of the other digit and scores low; the line model needs no cut.
-6. Each digit's reported probability is the deployed digit model's calibrated one. The number's
-   is the chance that the whole reading is right, fitted on numbers of validation digits and
-   training fonts from the models' probability of the reading (train/numbers.py).
-
-An export without a number model is read with the digit model's own probabilities (groups are cut
-less eagerly: MAYBE_WIDE_ALONE); it splits touching digits less well (docs/numbers.md).
+1. find the ink (strip.find_ink): whatever differs from the background, specks dropped;
+2. make its strip (strip.make_strip): the ink scaled so that a digit is 20 pixels tall, as in
+   MNIST, one row of digits;
+3. the line model (models/line.py) gives, every STRIDE columns of the strip, the probability of
+   each digit and of "blank" (no digit's centre here); CTC's greedy decoding reads the digits
+   (the likeliest class at each step, repeats merged, blanks dropped), each with its steps;
+4. each digit read is cut out of the ink (`cut_digits`: the pieces of ink that lie in its
+   columns, whole; a piece across two digits' columns is cut where they meet) and the digit
+   model gives its verdict on that cut, as it would on a digit alone;
+5. each digit is the likeliest under both readers (the product of their probabilities), with
+   that probability; its box is its ink. The number's probability of being read right is fitted
+   on numbers of validation digits and fonts (train/number_check.py), and the number is `sure`
+   above the threshold chosen there.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import NamedTuple
 
@@ -44,214 +30,243 @@ import numpy as np
 
 from mnist_paddle.errors import UserError
 from mnist_paddle.fileio import atomic_path
-from mnist_paddle.serving import lines
-from mnist_paddle.serving.inference import softmax
-from mnist_paddle.serving.preprocess import read_gray
-from mnist_paddle.serving.segment import (
-    MAYBE_WIDE,
-    MAYBE_WIDE_ALONE,
-    Candidates,
-    Segment,
-    candidates,
+from mnist_paddle.serving import gpu
+from mnist_paddle.serving.inference import (
+    Recognizer,
+    checked_file,
+    cpu_config,
+    create_predictor,
+    read_metadata,
 )
+from mnist_paddle.serving.page import Page, clean, picture
+from mnist_paddle.serving.preprocess import ink_to_mnist, read_gray, to_mnist
+from mnist_paddle.serving.strip import STRIDE, Strip, find_ink, make_strip
 
-# widths (share of the digit height) usual for a 1 and for the other digits; these and the
-# other constants here were chosen on numbers made of MNIST *training* digits (the validation
-# ones) and training fonts, never on the evaluation set
-ONE_WIDTH, DIGIT_WIDTH = (0.0, 0.7), (0.35, 1.15)
-MIN_HEIGHT = 0.6  # a digit is at least this share of the number's digit height
-BEAM = 5  # readings the line model proposes
-SPANS_WEIGHT = 1.0  # a reading's spans total counts this much against its CTC log-likelihood
-DOUBT_FLOOR = 1e-4  # -log P(reading) below this is no doubt at all (see `doubt`)
-
-
-def read_number(recognizer, gray: np.ndarray) -> dict | None:
-    """{"number", "prob", "sure", "digits": [{"digit", "prob", "sure", "box"}]} for the number
-    in `gray`, or None when the image has no ink. `recognizer`: serving.inference.Recognizer.
-
-    With a calibrated number model, the number's `prob` is the chance that the whole reading is
-    right, from the `doubt` of the reading (its Reading.log_prob), as fitted on numbers of
-    validation digits and training fonts (train/numbers.py), and `sure` is that prob reaching
-    the export's number threshold. Otherwise it is the product of the digits' calibrated
-    probabilities, sure when every digit is."""
-    reading = read(recognizer, gray)
-    if reading is None:
-        return None
-    # each digit's probability: the deployed digit model's, calibrated, for the digit read
-    calibrated = recognizer.digit_probabilities(reading.images)
-    answers = [
-        {"digit": d, "prob": round(float(p[d]), 4), "sure": bool(p[d] >= recognizer.min_prob)}
-        for d, p in zip(reading.digits, calibrated)
-    ]
-    fit = recognizer.number_calibration
-    if fit and reading.log_prob is not None:
-        prob = fitted_prob(fit, reading.log_prob)
-        sure = bool(prob >= fit["min_prob"])
-    else:
-        prob = np.prod([a["prob"] for a in answers])
-        sure = all(a["sure"] for a in answers)
-    return {
-        "number": "".join(str(d) for d in reading.digits),
-        "prob": round(float(prob), 4),
-        "sure": sure,
-        "digits": [{**a, "box": box} for a, box in zip(answers, reading.boxes)],
-        "images": reading.images,  # for --debug-dir; the caller removes it
-    }
+BLANK = 0  # the line model's class 0; digit d is class d + 1
+# -log P(reading) below this is no doubt at all: a number's probability is a logistic in the log
+# of its doubt, which spreads out the confident readings (train/number_check.py fits it)
+DOUBT_FLOOR = 1e-4
 
 
-def doubt(log_prob):
-    """What a number's probability of being right is fitted on (a logistic in it): the log of
-    -log P(reading), from about -9 for a reading without doubt upwards. The log spreads out the
-    confident readings, so a near-certain one can be near 1 (a logistic in log P itself cannot
-    pass sigmoid(intercept)). A float or an array of them."""
-    return np.log(DOUBT_FLOOR - np.asarray(log_prob, np.float64))
+NOTHING_READ = -100.0  # log-probability of a reading of no digit at all
+WHOLE = 0.75  # a piece of ink with this share of its width in one digit's columns is that digit's
 
 
-def fitted_prob(fit: dict, log_prob):
-    """The probability that a reading of log-probability `log_prob` (or an array of them) is
-    right, under `fit` {"slope", "intercept"}: the law train/numbers.py fits and chooses the
-    sure threshold with, and read_number answers with."""
-    return 1.0 / (1.0 + np.exp(-(fit["slope"] * doubt(log_prob) + fit["intercept"])))
+class Digit(NamedTuple):
+    digit: int
+    prob: float  # the line model's: the highest probability its steps give it
+    steps: tuple[int, int]  # the first and last step that read it
 
 
 class Reading(NamedTuple):
-    """The digits read in an image, left to right, before an answer is made of them."""
+    """What the reader read in an image, before an answer is made of it."""
 
     digits: list[int]
-    boxes: list[list[int]]  # [x, y, w, h] of each, in the image's pixels
-    images: list[np.ndarray]  # each as the 28x28 digit the models saw
-    # the number model's log-probability of the reading, plus with a line model its log-share
-    # among the readings weighed (None: no number model)
-    log_prob: float | None
+    probs: list[float]  # each digit's probability (under both models, or in a box the digit's)
+    boxes: list[list[int]]  # each digit's [x, y, w, h] in the image
+    cuts: list[np.ndarray]  # each digit as the digit model saw it, (28, 28)
+    page: Page  # the page cleaned
+    strip: Strip | None  # what the line model read (None: the digits were in a form's boxes)
 
 
-def read(recognizer, gray: np.ndarray) -> Reading | None:
-    """The reading of the number in `gray`, or None when the image has no ink."""
-    number_model = recognizer.has_number_model
-    found = candidates(gray, MAYBE_WIDE if number_model else MAYBE_WIDE_ALONE)
-    if found is None:
-        return None
-    images = found.images()
-    keys = list(found.spans)
-    if number_model:
-        # "not one digit" is the eleventh class: a piece of a digit, or two, scores low
-        probs = softmax(recognizer.number_logits(images))
-    else:
-        # The digit model's own probabilities, not the calibrated ones: the export's temperature
-        # (about 0.5) sharpens a confident-looking reading of a stroke fragment towards p = 1,
-        # which makes cutting a digit into pieces cheap.
-        probs = softmax(recognizer.digit_logits(images))
-    span_probs = dict(zip(keys, probs))
-    scores = _span_scores(found, span_probs)
-    chosen = _spans_for(found, scores)[1]
-    digits = [scores[key][1] for key in chosen]
-    among = 0.0  # log-probability of the reading among the ones weighed (none: certain)
-    if number_model and recognizer.has_line_model:
-        chosen, digits, among = _weighed_reading(recognizer, found, scores, digits)
-    index = {key: k for k, key in enumerate(keys)}
-    rows = [index[key] for key in chosen]
-    log_prob = None  # without a number model there is nothing to calibrate it with
-    if number_model:
-        log_prob = among + sum(float(np.log(max(probs[k, d], 1e-30))) for k, d in zip(rows, digits))
-    return Reading(digits, [found.box(key) for key in chosen], [images[k] for k in rows], log_prob)
+class NumberReader:
+    """The export's line model, through Paddle Inference, reading whole numbers."""
+
+    def __init__(self, model_dir: str | Path = "output/inference", device: str = "cpu"):
+        self.model_dir = Path(model_dir)
+        self.meta = read_metadata(self.model_dir)
+        if "line_model" not in self.meta["files"]:
+            raise UserError(
+                f"{self.model_dir}: this export reads no whole numbers; add the line model with "
+                "`python tools/train_numbers.py -c configs/numbers/quick.yml`"
+            )
+        # fitted by the number stage's check (None only during that check)
+        self.calibration = self.meta.get("line_model", {}).get("calibration")
+        files = [checked_file(self.model_dir, self.meta, f"line_{k}") for k in ("model", "params")]
+        # plain kernels on one thread: a strip is small, and the service runs a worker per core
+        config = gpu.gpu_config(*files) if device == "gpu" else cpu_config(*files, False, 1)
+        self.predictor = create_predictor(config, self.model_dir)
+        self.digit_model = Recognizer(self.model_dir, device)
+
+    def logits(self, pixels: np.ndarray) -> np.ndarray:
+        """A strip's pixels (HEIGHT, W) -> (W / STRIDE, 11) logits: blank and the ten digits."""
+        return self.predictor.run(np.ascontiguousarray(pixels[None, None], np.float32))[0]
+
+    def reading(self, gray: np.ndarray) -> Reading | None:
+        """The digits of the number in the gray image `gray`, or None when it has no ink: in
+        a form's boxes, each box's content read by the digit model; else steps 1-5 above."""
+        page = clean(gray)
+        if page.cells:
+            return self._boxes(page)
+        found = find_ink(page.gray)
+        strip = None if found is None else make_strip(*found)
+        if strip is None:
+            return None
+        steps = softmax(self.logits(strip.pixels))  # (T, 11)
+        read = decode(steps)
+        columns = digit_columns(read, strip.pixels.shape[1])
+        cuts = cut_digits(found[0], found[1], [strip.columns(*c) for c in columns])
+        verdicts = self.digit_model.digit_probabilities(cuts) if cuts else []
+        digits, probs = [], []
+        for d, verdict in zip(read, verdicts):
+            line = steps[d.steps[0] : d.steps[1] + 1, 1:].max(axis=0)  # (10,)
+            both = line / line.sum() * verdict
+            both /= both.sum()
+            digits.append(int(both.argmax()))
+            probs.append(float(both.max()))
+        boxes = [strip.box(*c) for c in columns]
+        return Reading(digits, probs, boxes, cuts, page, strip)
+
+    def _boxes(self, page: Page) -> Reading | None:
+        """A form: each box with ink in it holds one digit, read by the digit model alone."""
+        cuts, boxes = [], []
+        for x, y, w, h in page.cells:
+            digit = to_mnist(page.gray[y : y + h, x : x + w])
+            if digit is not None:
+                cuts.append(digit)
+                boxes.append([x, y, w, h])
+        if not cuts:
+            return None
+        probs = self.digit_model.digit_probabilities(cuts)
+        digits = [int(p.argmax()) for p in probs]
+        return Reading(digits, [float(p.max()) for p in probs], boxes, cuts, page, None)
+
+    def read(self, gray: np.ndarray) -> dict | None:
+        """{"number", "prob", "sure", "digits": [{"digit", "prob", "sure", "box"}], "reading"}
+        for the number in the gray image `gray` (`reading`: what the models saw, for
+        --debug-dir), or None when it has no ink."""
+        if self.calibration is None:
+            raise UserError(f"{self.model_dir}: the line model is not calibrated; train it again")
+        reading = self.reading(gray)
+        if reading is None:
+            return None
+        if reading.strip is None:  # a form's boxes: the digit model's own calibrated answers
+            digit_min = self.digit_model.min_prob
+            prob = float(np.prod(reading.probs))
+            sure = all(p >= digit_min for p in reading.probs)
+        else:
+            digit_min = self.calibration["digit_min_prob"]
+            prob = number_prob(self.calibration, log_prob(reading.probs))
+            sure = prob >= self.calibration["min_prob"]
+        return {
+            "number": "".join(str(d) for d in reading.digits),
+            "prob": round(prob, 4),
+            "sure": bool(sure),
+            "digits": [
+                {"digit": d, "prob": round(p, 4), "sure": bool(p >= digit_min), "box": box}
+                for d, p, box in zip(reading.digits, reading.probs, reading.boxes)
+            ],
+            "reading": reading,
+        }
 
 
-def _weighed_reading(recognizer, found: Candidates, scores: dict, digits: list[int]):
-    """The line model's say: the spans' best reading `digits` and the line model's likeliest
-    readings, each scored by its CTC log-likelihood plus SPANS_WEIGHT times the best total of the
-    spans that read it (a reading no run of spans gives is out); when the line model's likeliest
-    reading is one digit longer than `digits`, only readings of its length. Returns the best
-    one's spans and digits, and its log-probability among those weighed (a softmax of the
-    scores)."""
-    steps = lines.log_softmax(recognizer.line_logits(lines.line_image(found)).T)  # (T, 11)
-    readings = lines.best_readings(steps, BEAM)
-    weighed = []
-    for text in dict.fromkeys(["".join(str(d) for d in digits), *readings]):
-        spans_score, spans = _spans_for(found, scores, text)
-        if spans:
-            score = lines.log_likelihood(steps, text) + SPANS_WEIGHT * spans_score
-            weighed.append((score, spans, [int(c) for c in text]))
-    # the line model's first reading one digit longer: overlapping digits, which no cut
-    # isolates, so the line model says how many there are (the module's step 5)
-    first = [int(c) for c in readings[0]]
-    if len(first) == len(digits) + 1 and any(d == first for _, _, d in weighed):
-        weighed = [reading for reading in weighed if len(reading[2]) == len(first)]
-    totals = np.array([total for total, _, _ in weighed])
-    _, spans, digits = weighed[int(totals.argmax())]
-    return spans, digits, float(totals.max() - np.logaddexp.reduce(totals))
+def cut_digits(ink: np.ndarray, mask: np.ndarray, columns: list[tuple[int, int]]) -> list:
+    """Each digit's cut, as a (28, 28) MNIST-like image: the pieces of `mask` (the working
+    image's) that lie in its `columns` [lo, hi), whole when at least WHOLE of a piece's width is
+    there, else the part of the piece in its columns (touching digits)."""
+    if not columns:
+        return []
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    own = [np.zeros_like(mask) for _ in columns]
+    for piece in range(1, count):
+        x, _, w, _ = stats[piece, :4]
+        inside = np.array([max(0, min(x + w, hi) - max(x, lo)) for lo, hi in columns]) / w
+        pixels = (labels == piece).astype(np.uint8)
+        if inside.max() >= WHOLE:
+            own[int(inside.argmax())] |= pixels
+        else:
+            for k in np.flatnonzero(inside > 0):
+                lo, hi = columns[k]
+                own[k][:, lo:hi] |= pixels[:, lo:hi]
+    return [ink_to_mnist(ink, m) if m.any() else np.zeros((28, 28), np.float32) for m in own]
 
 
-def _span_scores(found: Candidates, probs: dict) -> dict:
-    """{span: ((10,) log-probability plus shape prior of each digit, its likeliest digit)}."""
-    scores = {}
-    for key, p in probs.items():
-        prior = [_shape_prior(d, found.spans[key], found.height) for d in (0, 1)]
-        digit_prior = np.where(np.arange(10) == 1, prior[1], prior[0])
-        scores[key] = ((np.log(p[:10] + 1e-9) + digit_prior).tolist(), int(p[:10].argmax()))
-    return scores
+def strip_of(gray: np.ndarray) -> Strip | None:
+    """The strip of the number in the gray image (its page cleaned first), or None when it has
+    no ink."""
+    found = find_ink(clean(gray).gray)
+    return None if found is None else make_strip(*found)
 
 
-def _spans_for(found: Candidates, scores: dict, text: str | None = None) -> tuple[float, list]:
-    """The run of spans covering all the atoms, left to right, with the best total of
-    log-probability and shape prior (`scores`, from _span_scores), and that total: each span
-    read as its likeliest digit, or the run reading `text` ((-inf, []) when none does). A
-    dynamic program over the atoms (and the digits of `text`)."""
-    n = len(found.atoms)
-    # best[j][m]: the best run over atoms 0..j-1 that reads m digits
-    best: list[dict] = [{0: (0.0, [])}] + [{} for _ in range(n)]
-    for j in range(1, n + 1):
-        for i in range(j):
-            if (i, j) not in scores:
-                continue
-            row, likeliest = scores[i, j]
-            for m, (total, spans) in best[i].items():
-                if text is not None and m >= len(text):
-                    continue
-                total += row[likeliest if text is None else int(text[m])]
-                if total > best[j].get(m + 1, (-np.inf,))[0]:
-                    best[j][m + 1] = (total, spans + [(i, j)])
-    if text is not None:
-        return best[n].get(len(text), (-np.inf, []))
-    return max(best[n].values(), key=lambda o: o[0], default=(-np.inf, []))
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
-def _shape_prior(digit: int, part: Segment, height: float) -> float:
-    """Log-prior of a part's shape for the digit read in it: -1 for every tenth of the digit
-    height that its width lies outside the usual range for that digit (a 1 is narrow, the others
-    are not), or that it is shorter than a digit is."""
-    lo, hi = ONE_WIDTH if digit == 1 else DIGIT_WIDTH
-    width, tall = part.box[2] / height, part.box[3] / height
-    return -10.0 * (max(0.0, lo - width, width - hi) + max(0.0, MIN_HEIGHT - tall))
+def decode(probs: np.ndarray) -> list[Digit]:
+    """Greedy CTC decoding of (T, 11) step probabilities."""
+    best = probs.argmax(axis=1)
+    digits: list[Digit] = []
+    for t, c in enumerate(best):
+        if c == BLANK:
+            continue
+        if t and best[t - 1] == c:  # the same digit, still
+            last = digits[-1]
+            digits[-1] = Digit(last.digit, max(last.prob, float(probs[t, c])), (last.steps[0], t))
+        else:
+            digits.append(Digit(int(c) - 1, float(probs[t, c]), (t, t)))
+    return digits
+
+
+def log_prob(probs: list[float]) -> float:
+    """The log-probability of a reading: its digits' probabilities together (no digit read in
+    ink: as good as impossible)."""
+    return float(sum(math.log(max(p, 1e-30)) for p in probs)) if probs else NOTHING_READ
+
+
+def doubt(log_p):
+    """What a number's probability of being right is a logistic in: the log of -log P of its
+    reading (a float or an array), from about -9 for a reading without doubt upwards. The log
+    spreads out the confident readings, so a near-certain one can come near 1."""
+    return np.log(DOUBT_FLOOR - np.asarray(log_p, np.float64))
+
+
+def number_prob(fit: dict, log_p):
+    """The probability that a reading of log-probability `log_p` (a float or an array) is right,
+    under `fit` {"slope", "intercept"} (train/number_check.py fits it)."""
+    prob = 1.0 / (1.0 + np.exp(-(fit["slope"] * doubt(log_p) + fit["intercept"])))
+    return float(prob) if np.ndim(prob) == 0 else prob
+
+
+def digit_columns(digits: list[Digit], width: int) -> list[tuple[float, float]]:
+    """The strip columns of each digit: from half-way to its left neighbour to half-way to its
+    right one (the strip's ends for the first and last)."""
+    centres = [STRIDE * ((a + b) / 2 + 0.5) for a, b in (d.steps for d in digits)]
+    bounds = [0.0] + [(a + b) / 2 for a, b in zip(centres, centres[1:])] + [float(width)]
+    return list(zip(bounds, bounds[1:]))
 
 
 def write_debug(debug_dir: Path, index: int, name: str, gray: np.ndarray, result: dict) -> None:
-    """Each digit's 28x28 image, and the input with the boxes drawn, into `debug_dir`."""
-    stem = f"{index:04d}_{name}"
-    for k, image in enumerate(result["images"]):
-        with atomic_path(Path(debug_dir) / f"{stem}_digit{k}.png") as tmp:
-            cv2.imwrite(str(tmp), image.round().astype(np.uint8))
+    """What the reader saw, into `debug_dir`: the input beside the cleaned page (`_page`), the
+    strip the line model read (`_strip`), each digit as the digit model saw it (`_digitK`), and
+    the input with the digits' boxes drawn (`_boxes`)."""
+    stem = Path(debug_dir) / f"{index:04d}_{name}"
+    reading = result["reading"]
+    pictures = {"page": picture(gray, reading.page)}
+    if reading.strip is not None:
+        pictures["strip"] = (255 * reading.strip.pixels).round().astype(np.uint8)
+    for k, cut in enumerate(reading.cuts):
+        pictures[f"digit{k}"] = cut.round().astype(np.uint8)
     overview = cv2.cvtColor(np.clip(gray, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
     thickness = max(1, round(max(gray.shape) / 300))
     for d in result["digits"]:
         x, y, w, h = d["box"]
         color = (0, 160, 0) if d["sure"] else (0, 0, 220)
         cv2.rectangle(overview, (x, y), (x + w - 1, y + h - 1), color, thickness)
+        font = max(0.4, h / 60)
+        place = (x, max(0, y - 3))
         cv2.putText(
-            overview,
-            str(d["digit"]),
-            (x, max(0, y - 3)),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            max(0.4, h / 60),
-            color,
-            thickness,
+            overview, str(d["digit"]), place, cv2.FONT_HERSHEY_SIMPLEX, font, color, thickness
         )
-    with atomic_path(Path(debug_dir) / f"{stem}_boxes.png") as tmp:
-        cv2.imwrite(str(tmp), overview)
+    pictures["boxes"] = overview
+    for suffix, image in pictures.items():
+        with atomic_path(stem.with_name(f"{stem.name}_{suffix}.png")) as tmp:
+            cv2.imwrite(str(tmp), image)
 
 
-def read_numbers(recognizer, items: list, debug_dir: Path | None = None) -> list[dict]:
-    """`read_number` for image paths, with error dicts (infer.collect_images) passed through:
-    one result per item, in order, {"path", "number", ...} or {"path", "error"}."""
+def read_numbers(reader: NumberReader, items: list, debug_dir: Path | None = None) -> list[dict]:
+    """`NumberReader.read` for image paths, with error dicts (infer.collect_images) passed
+    through: one result per item, in order, {"path", "number", ...} or {"path", "error"}."""
     results = []
     for i, item in enumerate(items):
         if isinstance(item, dict):  # a missing path, a folder without images
@@ -262,12 +277,12 @@ def read_numbers(recognizer, items: list, debug_dir: Path | None = None) -> list
         except UserError as e:
             results.append({"path": str(item), "error": str(e)})
             continue
-        result = read_number(recognizer, gray)
+        result = reader.read(gray)
         if result is None:
             results.append({"path": str(item), "error": f"{item}: no digit found (no ink)"})
             continue
         if debug_dir is not None:
             write_debug(debug_dir, i, item.stem, gray, result)
-        del result["images"]
+        del result["reading"]
         results.append({"path": str(item), **result})
     return results

@@ -9,10 +9,10 @@ treatment here:
 1. decode any common file (gray, RGB, RGBA, palette, 16-bit; PNG, JPEG, BMP, WebP, TIFF),
    refusing images above a pixel limit before decoding them, and lay transparency over a
    background that contrasts with the strokes;
-2. find the background level from the image border and the ink as whatever differs from it, in
-   either direction, so dark-on-light and light-on-dark both work; paper texture and noise are
-   smoothed away and specks far smaller than the digit dropped;
-3. crop to the ink, scale the longer side to 20 px, center by mass in 28x28.
+2. clean the page (page.py): uneven light evened out, printed rules and a form's box taken away;
+3. find the background level from the image border and the ink as whatever differs from it;
+   paper texture and noise are smoothed away and specks far smaller than the digit dropped;
+4. crop to the ink, scale the longer side to 20 px, center by mass in 28x28.
 
 An image with no ink is "no digit found", not a guess.
 """
@@ -30,12 +30,11 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mnist_paddle.errors import UserError
+from mnist_paddle.serving.page import Page, clean
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 MAX_PIXELS = 40_000_000  # refuse larger images before decoding them (a 40 MP photo is fine)
-# Larger images are reduced to about this many pixels as they are decoded: a digit needs a few
-# hundred pixels at most, and the smoothing below costs time in proportion to the pixels.
-WORK_PIXELS = 1_000_000
+WORK_PIXELS = 1_000_000  # larger images are reduced to about this many pixels as they are decoded
 SIZE = 28  # MNIST's frame
 BOX = 20  # MNIST's digits fit a 20x20 box inside the frame
 BORDER = 0.05  # the outer 5% of each side is taken as background
@@ -43,9 +42,9 @@ MIN_CONTRAST = 24.0  # gray levels between ink and background below which there 
 # MNIST's stroke width (2 * area / perimeter of pixels >= 128) in its 28x28 frame: median 2.25 px,
 # a quarter of the digits under 1.9 px. Thinner strokes are thickened to the median.
 STROKE, THIN_STROKE = 2.25, 1.9
-# In MNIST, 56% of the pixels at half strength or more are at full strength (>= 250).
-SATURATED = 0.55
+SATURATED = 0.55  # in MNIST, 56% of the pixels at half strength or more are at full (>= 250)
 SPECK = 0.05  # ink blobs smaller than this fraction of the largest are dropped
+NO_DIGIT = "no digit found (the image has no ink)"
 
 
 def read_gray(path: str | Path) -> np.ndarray:
@@ -142,6 +141,18 @@ def _to_gray(image: Image.Image) -> np.ndarray:
     # A canvas export is transparent around its strokes: show them on a contrasting background.
     paper = 0.0 if strokes.size and strokes.mean() > 127 else 255.0
     return gray * alpha + paper * (1.0 - alpha)
+
+
+def page_digit(gray: np.ndarray) -> tuple[np.ndarray | None, Page]:
+    """The digit on a page, (28, 28) float32 0..255 like MNIST's (None when there is no ink),
+    and the page cleaned (page.py: even light, no rules, no boxes): the digit is made from its
+    one box's content when it has one box, else from the whole cleaned page."""
+    page = clean(gray)
+    region = page.gray
+    if len(page.cells) == 1:
+        x, y, w, h = page.cells[0]
+        region = page.gray[y : y + h, x : x + w]
+    return to_mnist(region), page
 
 
 def to_mnist(gray: np.ndarray) -> np.ndarray | None:
@@ -275,18 +286,9 @@ _ROWS, _COLS = np.indices((SIZE, SIZE))
 
 def load_digit(path: str | Path) -> np.ndarray:
     """Image file -> (28, 28) float32 0..255 MNIST-like digit; a `UserError` if none is found."""
-    return _digit(read_gray(path), str(path))
-
-
-def decode_digit(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Like `load_digit`, for an image's bytes (an upload)."""
-    return _digit(decode_gray(data, name, max_pixels), name)
-
-
-def _digit(gray: np.ndarray, name: str) -> np.ndarray:
-    digit = to_mnist(gray)
+    digit, _ = page_digit(read_gray(path))
     if digit is None:
-        raise NoDigit(f"{name}: no digit found (the image has no ink)")
+        raise NoDigit(f"{path}: {NO_DIGIT}")
     return digit
 
 

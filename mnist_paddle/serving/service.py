@@ -2,14 +2,15 @@
 
     GET  /         the page: a canvas to draw on, the prediction, the ten probabilities, and
                    the 28x28 image the model saw
-    GET  /health   {"status": "ok", "model": ..., "test_acc": ..., "number_model": true/false,
-                    "line_model": true/false}
+    GET  /health   {"status": "ok", "model": ..., "test_acc": ..., "numbers": true/false}
     POST /predict  images as multipart uploads (field `image`, repeatable) or as JSON
                    {"image": "<base64>"} / {"images": [...]} (data URLs too); answers
                    {"results": [{"digit", "prob", "sure", "top", "probs"}]}, in order; with
                    "seen": true (form: seen=1) each result also has "seen", the 28x28 image the
-                   model saw as a PNG data URL; with "number": true (form: number=1) each image
-                   is a whole number: {"results": [{"number", "prob", "sure", "digits": [...]}]}
+                   model saw as a PNG data URL (for a number: the strip the line model read);
+                   with "page": true, "page", the input beside the cleaned page; with "number":
+                   true (form: number=1) each image is a whole number: {"results": [{"number",
+                   "prob", "sure", "digits": [{"digit", "prob", "sure", "box"}]}]}
 
 Each worker process creates its `Recognizer`s (Paddle Inference predictors) at start-up. A small
 request (single digits, at most SMALL_REQUEST pixels: a canvas drawing, a photo's crop) is
@@ -42,20 +43,21 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from mnist_paddle.serving.inference import Recognizer
-from mnist_paddle.serving.numbers import read_number
+from mnist_paddle.serving.numbers import NumberReader
+from mnist_paddle.serving.page import picture
 from mnist_paddle.serving.preprocess import (
-    NoDigit,
+    NO_DIGIT,
     NotAnImage,
-    decode_digit,
     decode_gray,
     image_pixels,
+    page_digit,
 )
 
 PAGE = Path(__file__).with_name("page.html")
 # Requests of single digits up to this many pixels in all are answered on the event loop: a
 # 512x512 image takes a few milliseconds to preprocess, a 280x280 canvas about 0.5 ms.
 SMALL_REQUEST = 512 * 512
-OPTIONS = ("number", "seen")  # of a request: JSON true, or form field 1
+OPTIONS = ("number", "seen", "page")  # of a request: JSON true, or form field 1
 SETTINGS = "MNIST_PADDLE_SERVE"  # environment variable: the settings of worker processes (JSON)
 
 
@@ -89,10 +91,8 @@ def create_app(
     async def lifespan(app: FastAPI):
         state["recognizer"] = Recognizer(model_dir, min_prob=min_prob, runtime=runtime)
         state["inline"] = Recognizer(model_dir, min_prob=min_prob, runtime=runtime)
-        if state["recognizer"].has_number_model:  # its predictor too, before the first request
-            state["recognizer"].number_logits([np.zeros((28, 28), np.float32)])
-        if state["recognizer"].has_line_model:
-            state["recognizer"].line_logits(np.zeros((32, 32), np.float32))
+        if "line_model" in state["recognizer"].meta["files"]:  # it reads whole numbers
+            state["numbers"] = NumberReader(model_dir)
         yield
 
     app = FastAPI(title="mnist-paddle", lifespan=lifespan, docs_url=None, redoc_url=None)
@@ -114,8 +114,7 @@ def create_app(
             "status": "ok",
             "model": meta["model"]["name"],
             "test_acc": meta.get("test_acc"),
-            "number_model": state["recognizer"].has_number_model,
-            "line_model": state["recognizer"].has_line_model,
+            "numbers": "numbers" in state,
         }
 
     @app.post("/predict")
@@ -123,16 +122,20 @@ def create_app(
         images, pixels, options = await _read_images(request, limits)
         if not options["number"] and pixels <= SMALL_REQUEST:
             unused = threading.Event()  # never set: the event loop is not interrupted
-            results = _recognize(state["inline"], None, images, limits, unused, options["seen"])
+            results = _recognize(state["inline"], None, images, limits, unused, options)
             return JSONResponse({"results": results})
         cancelled = threading.Event()
         if options["number"]:
+            if "numbers" not in state:
+                raise BadRequest(
+                    400, "this export reads no whole numbers (python tools/train_numbers.py)"
+                )
             work = asyncio.to_thread(
-                _read_numbers, state["recognizer"], lock, images, limits, cancelled
+                _read_numbers, state["numbers"], lock, images, limits, cancelled, options
             )
         else:
             work = asyncio.to_thread(
-                _recognize, state["recognizer"], lock, images, limits, cancelled, options["seen"]
+                _recognize, state["recognizer"], lock, images, limits, cancelled, options
             )
         try:
             return JSONResponse({"results": await asyncio.wait_for(work, limits.timeout)})
@@ -148,7 +151,8 @@ async def _read_images(
 ) -> tuple[list[tuple[str, bytes]], int, dict[str, bool]]:
     """The request's images as (name, bytes), their pixels (from the headers), and its options:
     "number", each image holds a whole number (JSON `"number": true`, form field `number=1`);
-    "seen", answer with the 28x28 image the model saw (`"seen": true`, `seen=1`).
+    "seen", answer with what the model saw (`"seen": true`, `seen=1`); "page", with the input
+    beside the cleaned page.
     A `BadRequest` for anything else."""
     length = request.headers.get("content-length", "")
     if not length.isdigit():
@@ -211,54 +215,47 @@ def _json_images(body) -> list[tuple[str, bytes]]:
     return images
 
 
-class Cancelled(Exception):
-    """The request was answered (503) while its work was still going on."""
-
-
 def _recognize(
     recognizer: Recognizer,
     lock: threading.Lock | None,
     images: list[tuple[str, bytes]],
     limits: Limits,
     cancelled: threading.Event,
-    seen: bool = False,
+    options: dict[str, bool],
 ) -> list[dict] | None:
-    """The answer for each image; `lock` guards `recognizer` (None: only this thread uses it)."""
-    try:
-        return _recognize_until_cancelled(recognizer, lock, images, limits, cancelled, seen)
-    except Cancelled:
-        return None  # nobody reads it: the client got its 503
-
-
-def _recognize_until_cancelled(recognizer, lock, images, limits, cancelled, seen) -> list[dict]:
+    """The answer for each image, or None once `cancelled` (nobody reads it: the client got its
+    503); `lock` guards `recognizer` (None: only this thread uses it)."""
     digits: list[np.ndarray | None] = []
     results: list[dict] = []
     for name, data in images:
         if cancelled.is_set():
-            raise Cancelled
+            return None
         try:
-            digits.append(decode_digit(data, name, limits.max_pixels))
-            results.append({})
+            gray = decode_gray(data, name, limits.max_pixels)
         except NotAnImage as e:
             raise BadRequest(400, str(e)) from None
-        except NoDigit as e:  # a blank canvas: an answer, not a bad request
-            digits.append(None)
-            results.append({"error": str(e)})
+        digit, page = page_digit(gray)
+        digits.append(digit)
+        results.append({"page": _png_data_url(picture(gray, page))} if options["page"] else {})
+        if digit is None:  # a blank canvas: an answer, not a bad request
+            results[-1]["error"] = f"{name}: {NO_DIGIT}"
     found = [i for i, d in enumerate(digits) if d is not None]
     if found:
         with lock or contextlib.nullcontext():
             if cancelled.is_set():  # it may have waited for the lock past its time limit
-                raise Cancelled
+                return None
             probs = recognizer.digit_probabilities([digits[i] for i in found])
         for i, p in zip(found, probs):
-            results[i] = {**recognizer.answer(p), "probs": [round(x, 4) for x in p.tolist()]}
-            if seen:
+            results[i] |= {**recognizer.answer(p), "probs": [round(x, 4) for x in p.tolist()]}
+            if options["seen"]:
                 results[i]["seen"] = _png_data_url(digits[i])
     return results
 
 
-def _read_numbers(recognizer, lock, images, limits, cancelled) -> list[dict] | None:
-    """The number in each image (numbers.read_number), or `{"error"}` for a blank one."""
+def _read_numbers(reader, lock, images, limits, cancelled, options) -> list[dict] | None:
+    """The number in each image (NumberReader.read), or `{"error"}` for a blank one; "seen":
+    the strip the line model read (in a form: the boxes' digits side by side), "page": the
+    input beside the cleaned page."""
     results = []
     for name, data in images:
         if cancelled.is_set():
@@ -270,12 +267,18 @@ def _read_numbers(recognizer, lock, images, limits, cancelled) -> list[dict] | N
         with lock:  # the reading runs the predictor, maybe several times
             if cancelled.is_set():
                 return None
-            result = read_number(recognizer, gray)
+            result = reader.read(gray)
         if result is None:
-            results.append({"error": f"{name}: no digit found (the image has no ink)"})
-        else:
-            result.pop("images")
-            results.append(result)
+            results.append({"error": f"{name}: {NO_DIGIT}"})
+            continue
+        reading = result.pop("reading")
+        if options["seen"]:
+            seen = reading.strip.pixels * 255 if reading.strip else np.hstack(reading.cuts)
+            result["seen"] = _png_data_url(seen)
+        if options["page"]:  # and the size of the image the boxes are in
+            result["page"] = _png_data_url(picture(gray, reading.page))
+            result["size"] = [gray.shape[1], gray.shape[0]]
+        results.append(result)
     return results
 
 

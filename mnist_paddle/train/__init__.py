@@ -16,8 +16,9 @@
     export      checkpoint -> static model for Paddle Inference, checked against dygraph
     calibrate   temperature and sure threshold, fitted at export on held-out images
     onnx        the ONNX twin of an export (paddle2onnx), checked through ONNX Runtime
-    numbers     the number model: an eleventh class, "not one digit", added to an export
-    lines       the line model: a CRNN taught with CTC to read a number's strip, added too
+    strips      training strips for the line model, composed while it trains
+    numbers     the number stage: the line model trained with CTC and added to an export
+    number_check  the number stage's check: numbers of validation digits read, calibrated
 
 May import: the shared modules at the top of the package, `models`, and `serving` (export checks
 its model through the predictor and the preprocessing the deployment uses). Never `bench`.

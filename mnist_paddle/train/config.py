@@ -90,14 +90,21 @@ class Config:
     def run_dir(self) -> Path:
         return Path(self.output_dir) / self.run_name
 
+    def checks(self) -> list[tuple[str, bool, str]]:
+        """(key, its value is in range, the range) for every key with a range."""
+        return _training_checks(self)
+
 
 DEVICES = ("auto", "cpu", "gpu")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "cosine", "onecycle")
 
 
-def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
-    """Read `path`, apply `key.sub=value` overrides (values parsed as YAML), check every value."""
+def load_config(path: str | Path, overrides: list[str] = (), schema: type = None):
+    """Read `path`, apply `key.sub=value` overrides (values parsed as YAML), check every value.
+    `schema`: the config's dataclass (default `Config`, a training run's; `NumbersConfig` for the
+    number stage's), whose `checks()` lists the ranges its values must lie in."""
+    schema = schema or Config
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
@@ -115,19 +122,19 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
     sources: dict[str, str] = {}  # dotted key -> the -o argument that set it
     for item in overrides:
         key, value = _parse_override(item)
-        _set_dotted(raw, key, value, item)
+        _set_dotted(schema, raw, key, value, item)
         sources[key] = f"-o {item}"
 
-    cfg = _build(Config, raw, "", lambda key: sources.get(key, str(path)))
+    cfg = _build(schema, raw, "", lambda key: sources.get(key, str(path)))
     _check_ranges(cfg, lambda key: sources.get(key, str(path)))
     return cfg
 
 
-def to_dict(cfg: Config) -> dict:
+def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def save_config(cfg: Config, path: str | Path) -> None:
+def save_config(cfg, path: str | Path) -> None:
     write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
@@ -142,10 +149,9 @@ def _parse_override(item: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-def _set_dotted(raw: dict, key: str, value: Any, item: str) -> None:
-    """Set raw[a][b] = value for key 'a.b', refusing keys the schema does not have."""
+def _set_dotted(schema: Any, raw: dict, key: str, value: Any, item: str) -> None:
+    """Set raw[a][b] = value for key 'a.b', refusing keys `schema` does not have."""
     parts = key.split(".")
-    schema: Any = Config
     node = raw
     for depth, part in enumerate(parts):
         last = depth == len(parts) - 1
@@ -198,16 +204,27 @@ def _typed(value: Any, tp: Any, key: str, source_of) -> Any:
         float: isinstance(value, (int, float)) and not isinstance(value, bool),
         str: isinstance(value, str),
         dict: isinstance(value, dict),
+        list: isinstance(value, list),
     }[tp]
     if not ok:
         kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+        kind[list] = "a list, e.g. [8, 16, 32]"
         want = kind.get(tp, "a mapping")
         raise UserError(f"{source_of(key)}: '{key}' must be {want}, got {value!r}")
     return float(value) if tp is float else value
 
 
-def _check_ranges(cfg: Config, source_of) -> None:
-    checks = [
+def _check_ranges(cfg, source_of) -> None:
+    for key, ok, want in cfg.checks():
+        if not ok:
+            value = cfg
+            for part in key.split("."):
+                value = getattr(value, part)
+            raise UserError(f"{source_of(key)}: '{key}' must be {want}, got {value!r}")
+
+
+def _training_checks(cfg: Config) -> list[tuple[str, bool, str]]:
+    return [
         ("run_name", cfg.run_name and "/" not in cfg.run_name, "a non-empty name without '/'"),
         ("data.std", cfg.data.std > 0, "> 0"),
         ("data.train_limit", cfg.data.train_limit >= 0, ">= 0 (0: all images)"),
@@ -243,9 +260,3 @@ def _check_ranges(cfg: Config, source_of) -> None:
         ("train.log_freq", cfg.train.log_freq >= 1, ">= 1"),
         ("train.verbose", cfg.train.verbose in (0, 1, 2), "0, 1 or 2"),
     ]
-    for key, ok, want in checks:
-        if not ok:
-            value = cfg
-            for part in key.split("."):
-                value = getattr(value, part)
-            raise UserError(f"{source_of(key)}: '{key}' must be {want}, got {value!r}")

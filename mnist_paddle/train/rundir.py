@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import paddle
@@ -39,6 +40,34 @@ def say(message: str) -> None:
     """Print a progress line once per run, not once per process."""
     if is_main_process():
         print(message, flush=True)
+
+
+class Progress:
+    """Says `prefix`batch k/steps, the loss, and the time left at the pace so far, at most every
+    `seconds` (and after the last step)."""
+
+    def __init__(self, steps: int, prefix: str, seconds: float = 10.0):
+        self.steps, self.prefix, self.seconds = steps, prefix, seconds
+        self.done, self.start = 0, time.monotonic()
+        self.last = self.start
+
+    def step(self, loss: float) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if now - self.last < self.seconds and self.done < self.steps:
+            return
+        self.last = now
+        left = (now - self.start) / self.done * (self.steps - self.done)
+        say(
+            f"{self.prefix}batch {self.done:,}/{self.steps:,}, loss {loss:.3f}, "
+            f"{duration(left)} left"
+        )
+
+
+def duration(seconds: float) -> str:
+    """`seconds` as "4 min 05 s" (or "35 s")."""
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
 
 
 def claim_run_dir(run_dir: Path, overwrite: bool) -> None:

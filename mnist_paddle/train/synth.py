@@ -38,10 +38,10 @@ def glyph(text: str, font_file: Path, size: int, shear: float = 0.0) -> np.ndarr
     left, top, right, bottom = font.getbbox(text)
     image = Image.new("L", (right - left + 8, bottom - top + 8), 0)
     ImageDraw.Draw(image).text((4 - left, 4 - top), text, fill=255, font=font)
-    return _slant(np.asarray(image, np.float32) / 255.0, shear)
+    return slant(np.asarray(image, np.float32) / 255.0, shear)
 
 
-def _slant(image: np.ndarray, shear: float, flags: int = cv2.INTER_LINEAR) -> np.ndarray:
+def slant(image: np.ndarray, shear: float, flags: int = cv2.INTER_LINEAR) -> np.ndarray:
     """`image` sheared by `shear` (the top moves right for a positive one), widened to fit."""
     h, w = image.shape
     matrix = np.float32([[1, shear, max(0.0, -shear * h)], [0, 1, 0]])
@@ -62,11 +62,13 @@ def pen_on_paper(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def compose(alpha: np.ndarray, background, color, rng: np.random.Generator) -> np.ndarray:
-    """Ink `alpha` in `color` over `background`, with texture, blur, contrast and noise (BGR)."""
+    """Ink `alpha` in `color` over `background` (a colour, or a page of them: (H, W, 3)), with
+    texture, blur, contrast and noise (BGR)."""
     height, width = alpha.shape
-    page = (
-        background[None, None, :] * (1 - alpha[..., None]) + color[None, None, :] * alpha[..., None]
-    )
+    background = np.asarray(background)
+    if background.ndim == 1:  # one colour for the whole page
+        background = background[None, None, :]
+    page = background * (1 - alpha[..., None]) + np.asarray(color)[None, None, :] * alpha[..., None]
     texture = cv2.GaussianBlur(rng.normal(0, 1, (height, width)).astype(np.float32), (0, 0), 3)
     page += texture[..., None] * rng.uniform(0, 40)  # uneven paper
     blur = rng.uniform(0, 1.5)
@@ -179,7 +181,7 @@ def typeset_number(text: str, font_file: Path, rng: np.random.Generator):
         owners[(glyph > coverage) & (glyph > 0.05)] = k + 1
         np.maximum(coverage, glyph, out=coverage)
     shear = rng.uniform(-0.3, 0.3)
-    coverage, owners = _slant(coverage, shear), _slant(owners, shear, cv2.INTER_NEAREST)
+    coverage, owners = slant(coverage, shear), slant(owners, shear, cv2.INTER_NEAREST)
     margins = tuple((int(s * rng.uniform(0.15, 1.0)) + 4,) * 2 for s in coverage.shape)
     if rng.random() < 0.3:  # light on dark
         background, color = rng.uniform(0, 90, size=3), rng.uniform(170, 255, size=3)

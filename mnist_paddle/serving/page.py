@@ -1,0 +1,275 @@
+"""The page cleaned before any digit is looked for: what paper, print and light add to the ink.
+
+People write digits on ruled and squared paper, into the printed boxes of a form, and photograph
+pages with a shadow across them. `clean` takes those away, for single digits and numbers alike:
+
+1. uneven light (`flatten`): the paper's brightness is estimated locally (the page with its
+   strokes closed over, at a coarse scale) and divided out, so a shadow's edge is no stroke;
+   a page lit evenly is left as it is;
+2. a form's boxes (`find_boxes`): pieces of print that close into a rectangle, or a comb of them
+   (walls across the whole height between its top and bottom edges); each box is a cell, its
+   content read as one digit, and the printed walls go;
+3. printed rules (`find_rules`): straight, thin lines across (almost) the whole page, in any
+   colour: a ruled page's lines, a squared page's grid, a margin. They are removed where they
+   run alone; where a stroke crosses a rule, the stroke is kept (ink just above and below the
+   rule, within its thickness, is joined across it).
+
+The result is a gray page, dark ink on a light ground, that the rest of the reader takes as a
+photo of digits on plain paper.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+COARSE = 64  # px: the shorter side of the copy the paper's brightness is estimated on
+CLOSE = 0.25  # the closing's size, a share of that side: wider than any stroke
+UNEVEN = 0.12  # paper whose brightness varies by less than this share is left as it is
+RULE_LENGTH = 0.85  # a rule runs across at least this share of the page
+RULE_THICKNESS = 0.06  # ... and is no thicker than this share of the page's other side (>= 3 px)
+WALL = 0.93  # a box's walls are printed along this share of their length (a digit's widest
+# row inside a box, with the two walls it spans between, covers less)
+BOX_SIZE = 12  # px: the smallest box
+TILT = 0.05  # a box's walls may drift this share of their length off the axis (about 3 degrees)
+DETECT = 256  # px: print is looked for on a copy whose shorter side is at most this
+
+
+@dataclass
+class Page:
+    """A cleaned page: `gray` (dark ink on a light ground, the image's size), the form's
+    `cells` [(x, y, w, h)] left to right (none on a page without boxes), and the `removed`
+    mask of what was taken away as print."""
+
+    gray: np.ndarray
+    cells: list[tuple[int, int, int, int]] = field(default_factory=list)
+    removed: np.ndarray | None = None
+
+
+def clean(gray: np.ndarray) -> Page:
+    """The page in `gray` (H, W) gray levels 0..255, with uneven light, boxes and rules taken
+    away (see the module's docstring)."""
+    flat = flatten(gray)
+    if min(flat.shape) < 3 * BOX_SIZE:
+        return Page(flat, [], np.zeros(flat.shape, np.uint8))
+    paper = float(np.median(flat[:: _step(flat), :: _step(flat)]))
+    darkness = np.clip(paper - flat, 0, 255)
+    # print is found on a copy no larger than it needs (a rule stays a rule at half the size)
+    scale = min(1.0, DETECT / min(flat.shape))
+    small = cv2.resize(darkness, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    marks = _marks(small)
+    (walls_across, walls_down), cells = find_boxes(marks)
+    across, down = find_rules(marks & ~(walls_across | walls_down), small)
+    # a box's walls go as rules go: what is darker than them, or crosses them, stays
+    across, down = (
+        _full_size(m, darkness.shape) for m in (across | walls_across, down | walls_down)
+    )
+    cells = [tuple(round(v / scale) for v in cell) for cell in cells]
+    print_mask = (across | down) > 0
+    kept = _without_rules(darkness, across, down)
+    cleaned = flat.copy()  # only the print changes
+    cleaned[print_mask] = paper - kept[print_mask]
+    removed = print_mask & (darkness > 0) & (kept < 0.5 * darkness)
+    return Page(cleaned, cells, removed.astype(np.uint8))
+
+
+def _step(image: np.ndarray) -> int:
+    """A stride that leaves about 100,000 of an image's pixels: enough for a median."""
+    return max(1, int(np.sqrt(image.size / 100_000)))
+
+
+def _full_size(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A mask found on the smaller copy, at the page's size (a pixel wider, so that a rule's
+    edges are in it)."""
+    if mask.shape == shape:
+        return mask
+    big = cv2.resize(mask, shape[::-1], interpolation=cv2.INTER_NEAREST)
+    return cv2.dilate(big, np.ones((3, 3), np.uint8))
+
+
+def flatten(gray: np.ndarray) -> np.ndarray:
+    """`gray` as dark ink on a light ground (light ink on a dark ground turned over) and, when
+    the light falls unevenly, with the paper's local brightness divided out."""
+    gray = gray.astype(np.float32)
+    scale = min(1.0, COARSE / min(gray.shape))
+    small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    size = max(3, int(CLOSE * min(small.shape)) | 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    # the ground with the strokes closed over, were they dark, and were they light
+    dark_ink = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel)
+    light_ink = cv2.morphologyEx(small, cv2.MORPH_OPEN, kernel)
+    if _even(dark_ink) or _even(255.0 - light_ink):  # evenly lit: ink the far side of the ground
+        ground = float(np.median(np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]])))
+        low, high = np.percentile(small, [1, 99])
+        return 255.0 - gray if high - ground > ground - low else gray
+    if _light_ink(small, size):  # chalk on a board in uneven light: turned over
+        gray, paper = 255.0 - gray, 255.0 - light_ink
+    else:
+        paper = dark_ink
+    paper = cv2.GaussianBlur(paper, (0, 0), 1.0)  # closing keeps a shadow's edge: blur little
+    high = float(np.percentile(paper, 98))
+    paper = cv2.resize(paper, gray.shape[::-1], interpolation=cv2.INTER_LINEAR)
+    return np.clip(gray / np.maximum(paper, 1.0) * high, 0, 255).astype(np.float32)
+
+
+def _even(paper: np.ndarray) -> bool:
+    """Whether the paper's brightness varies by less than UNEVEN of itself."""
+    low, high = np.percentile(paper, [2, 98])
+    return bool(high <= 0 or (high - low) / high < UNEVEN)
+
+
+def _light_ink(small: np.ndarray, size: int) -> bool:
+    """Whether the strokes are lighter than what is around them: the pixels far from their
+    neighbourhood's median are more often lighter than it (a shadow's edge, or a page's overall
+    brightness, is no stroke and says nothing)."""
+    around = cv2.medianBlur(np.clip(small, 0, 255).astype(np.uint8), min(size, 255))
+    off = small - around
+    spread = float(np.percentile(np.abs(off), 99))
+    strokes = np.abs(off) > 0.5 * spread
+    return bool(np.count_nonzero(strokes & (off > 0)) > np.count_nonzero(strokes & (off < 0)))
+
+
+def _marks(darkness: np.ndarray) -> np.ndarray:
+    """uint8 mask of everything darker than the paper by more than its grain: strokes and print
+    alike, the faint print of a pale rule included."""
+    smooth = cv2.GaussianBlur(darkness, (0, 0), 1.0)
+    sample = smooth[:: _step(smooth), :: _step(smooth)]
+    grain = float(np.median(np.abs(sample - np.median(sample))))  # the paper's own
+    return (smooth > max(8.0, 4.0 * grain)).astype(np.uint8)
+
+
+def find_rules(marks: np.ndarray, darkness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 masks of the straight thin lines that run across (almost) the whole page: the
+    horizontal ones, and the vertical ones. Thin: at half its darkest, a rule is no thicker
+    than RULE_THICKNESS of the page (a digit's bar, drawn across a crop, is thicker)."""
+    height, width = marks.shape
+    found = []
+    for along, across, vertical in ((width, height, False), (height, width, True)):
+        length = max(3, int(RULE_LENGTH * along))
+        shape = (1, length) if not vertical else (length, 1)
+        # bridge a pale line's small gaps first, then keep only what runs that long
+        bridge = (1, 5) if not vertical else (5, 1)
+        lines = cv2.morphologyEx(marks, cv2.MORPH_CLOSE, np.ones(bridge, np.uint8))
+        lines = cv2.morphologyEx(lines, cv2.MORPH_OPEN, np.ones(shape, np.uint8))
+        thickest = max(3.0, RULE_THICKNESS * across)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(lines, connectivity=8)
+        rules = np.zeros(count, bool)
+        for line in range(1, count):
+            x, y, w, h, _ = stats[line]
+            band = darkness[y : y + h, x : x + w]
+            profile = band.mean(axis=0 if vertical else 1)  # across the line
+            rules[line] = np.count_nonzero(profile >= 0.5 * profile.max()) <= thickest
+        found.append((rules[labels] & (marks > 0)).astype(np.uint8))
+    return found[0], found[1]
+
+
+def _without_rules(darkness: np.ndarray, across: np.ndarray, down: np.ndarray) -> np.ndarray:
+    """`darkness` with the rules' own darkness taken off: on a rule, what is darker than the
+    rule is a stroke and stays (a dark pen over a pale rule); where a stroke crosses a rule as
+    dark as itself, the stroke is joined across it from both sides."""
+    out = darkness.copy()
+    for mask, axis in ((across, 1), (down, 0)):
+        if not mask.any():
+            continue
+        # the rule's own darkness: its mean in each row (each column, for one down the page)
+        total = np.where(mask > 0, darkness, 0).sum(axis=axis, keepdims=True)
+        level = total / np.maximum(np.count_nonzero(mask, axis=axis, keepdims=True), 1)
+        out = np.where(mask > 0, np.maximum(out - level, 0), out)
+    rules = (across | down) > 0
+    strokes = np.where(rules, 0, out).astype(np.float32)
+    for mask, horizontal in ((across, True), (down, False)):
+        if not mask.any():
+            continue
+        length = 2 * round(_thickness(mask, horizontal)) + 3  # across the rule and a little
+        kernel = np.ones((length, 1) if horizontal else (1, length), np.uint8)
+        joined = cv2.morphologyEx(strokes, cv2.MORPH_CLOSE, kernel)  # both sides' ink, if any
+        out = np.where(mask > 0, np.maximum(out, joined), out)
+    return out
+
+
+def _thickness(mask: np.ndarray, horizontal: bool) -> float:
+    """The typical thickness in pixels of the rules in `mask` (rows for horizontal ones)."""
+    runs = _runs(np.flatnonzero(mask.any(axis=1 if horizontal else 0)))
+    return float(np.median([b - a for a, b in runs])) if runs else 1.0
+
+
+def find_boxes(marks: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], list]:
+    """The printed walls of a form's boxes (uint8 masks: those along, those across the row)
+    and the cells [(x, y, w, h)] they make, left to right, each reaching into its walls (a
+    digit written over a wall is still in its cell). A form's boxes: a piece of print walled on
+    all four sides, with exactly one wall along the top and one along the bottom (a squared
+    page's grid has more), split into cells by the walls that run down its whole height."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(marks, connectivity=8)
+    walls_across, walls_down = np.zeros_like(marks), np.zeros_like(marks)
+    cells = []
+    for piece in range(1, count):
+        x, y, w, h, _ = stats[piece]
+        if min(w, h) < BOX_SIZE:
+            continue
+        mine = labels[y : y + h, x : x + w] == piece
+        # a wall a few degrees off the axis still covers its rows once thickened along them
+        tall = cv2.dilate(mine.astype(np.uint8), np.ones((max(3, round(TILT * w)), 1), np.uint8))
+        wide = cv2.dilate(mine.astype(np.uint8), np.ones((1, max(3, round(TILT * h))), np.uint8))
+        across = _runs(np.flatnonzero(tall.mean(axis=1) >= WALL))
+        down = _runs(np.flatnonzero(wide.mean(axis=0) >= WALL))
+        edge = max(2, round(0.1 * min(w, h)))
+        walled = (
+            len(across) == 2
+            and across[0][0] <= edge
+            and across[1][1] >= h - edge
+            and len(down) >= 2
+            and down[0][0] <= edge
+            and down[-1][1] >= w - edge
+        )
+        if not walled:
+            continue
+        for (_, left), (right, _) in zip(down, down[1:]):
+            if right - left >= 0.3 * h:  # a cell, not the gap between two walls
+                cells.append(_cell(down, across, left, right, x, y, marks.shape))
+        for wall, runs, row in ((walls_across, across, True), (walls_down, down, False)):
+            band = np.zeros_like(mine)
+            for a, b in runs:
+                if row:
+                    band[a:b] = True
+                else:
+                    band[:, a:b] = True
+            wall[y : y + h, x : x + w] |= (mine & band).astype(np.uint8)
+    return (walls_across, walls_down), sorted(cells)
+
+
+def _cell(down, across, left: int, right: int, x: int, y: int, shape) -> tuple[int, ...]:
+    """The cell between walls ending at `left` and starting at `right` (columns of the piece at
+    x, y): out to the middle of its side walls, and past its top and bottom walls by a fifth of
+    its height, where a digit's stroke may reach."""
+    wall_left = next(a for a, b in down if b == left)
+    wall_right = next(b for a, b in down if a == right)
+    lo, hi = x + (wall_left + left) // 2, x + (right + wall_right) // 2
+    top, bottom = across[0][0], across[1][1]
+    reach = (bottom - top) // 5
+    top, bottom = max(0, y + top - reach), min(shape[0], y + bottom + reach)
+    return (int(lo), int(top), int(hi - lo), int(bottom - top))
+
+
+def _runs(indices: np.ndarray) -> list[tuple[int, int]]:
+    """Consecutive runs of sorted `indices` as [start, end) pairs."""
+    if not len(indices):
+        return []
+    breaks = np.flatnonzero(np.diff(indices) > 1)
+    starts = np.concatenate([[indices[0]], indices[breaks + 1]])
+    ends = np.concatenate([indices[breaks] + 1, [indices[-1] + 1]])
+    return list(zip(starts.tolist(), ends.tolist()))
+
+
+def picture(gray: np.ndarray, page: Page) -> np.ndarray:
+    """A BGR picture of the cleaning, for --debug-dir: the input with what was removed in red,
+    beside the cleaned page with the boxes' cells outlined."""
+    before = cv2.cvtColor(np.clip(gray, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+    if page.removed is not None:
+        before[page.removed > 0] = (0, 0, 255)
+    after = cv2.cvtColor(np.clip(page.gray, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+    for x, y, w, h in page.cells:
+        cv2.rectangle(after, (x, y), (x + w - 1, y + h - 1), (0, 160, 0), 1)
+    gap = np.full((gray.shape[0], 8, 3), 128, np.uint8)
+    return np.hstack([before, gap, after])

@@ -1,0 +1,147 @@
+"""A number's ink as the strip the line model reads: one row of digits, DIGIT_HEIGHT pixels tall.
+
+The strip is made the same way from a photographed page (`find_ink`, then `make_strip`) and from a
+number composed for training (train/strips.py calls `make_strip` on its ink), so the model is
+taught on what it will be shown:
+
+1. the ink and its mask: whatever differs from the background, faint strokes kept where they
+   join strong ones, specks dropped (a large photo is first shrunk so its digits are about
+   WORK_HEIGHT pixels tall: the strip needs no more);
+2. a digit's height: the median height of the mask's larger pieces;
+3. the ink scaled so that a digit is DIGIT_HEIGHT pixels tall (MNIST's 20-pixel box), cropped
+   to HEIGHT rows around it and MARGIN blank columns on each side.
+
+`Strip` keeps the way back to the image, so that the digits read get boxes in the image's pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from mnist_paddle.serving.preprocess import digit_mask, ink_strength
+
+DIGIT_HEIGHT = 20  # px: a digit in the strip, as tall as MNIST's digits in their 28x28 frame
+HEIGHT = 36  # px: the strip; room for digits written 8 px above or below the others
+MARGIN = 4  # px of blank strip on each side
+STRIDE = 4  # strip columns per step of the line model (models/line.py checks the same)
+MAX_WIDTH = 2048  # px: a longer strip (about 100 digits) is squeezed to this
+WORK_HEIGHT = 40  # px: a large image is shrunk until its digits are about this tall
+HYSTERESIS = 0.6  # faint ink down to this share of the strong threshold joins strong strokes
+SPECK = 0.25  # a piece smaller than this share of a digit's height in both directions: a speck
+TALL = 0.5  # pieces at least this share of the tallest one are digits (or touching digits)
+
+
+@dataclass
+class Strip:
+    """The strip, and how its columns lie in the image it was made from."""
+
+    pixels: np.ndarray  # (HEIGHT, W) float32, ink 0..1, W a multiple of STRIDE
+    mask: np.ndarray  # (h, w) uint8: the number's ink, cropped, in the working image's pixels
+    origin: tuple[int, int]  # the mask's top-left corner (x, y) in the working image
+    per_pixel: float  # strip columns per pixel of the working image
+    shrink: float  # the working image's pixels per pixel of the image as given (<= 1)
+
+    def columns(self, start: float, end: float) -> tuple[int, int]:
+        """The working image's columns [lo, hi) under strip columns `start` to `end`."""
+        width = self.mask.shape[1]
+        lo = int(np.clip(np.floor((start - MARGIN) / self.per_pixel), 0, width - 1))
+        hi = int(np.clip(np.ceil((end - MARGIN) / self.per_pixel), lo + 1, width))
+        return self.origin[0] + lo, self.origin[0] + hi
+
+    def box(self, start: float, end: float) -> list[int]:
+        """[x, y, w, h], in the image as given, of the ink under strip columns `start` to `end`
+        (the whole columns where there is none)."""
+        lo, hi = (c - self.origin[0] for c in self.columns(start, end))
+        part = self.mask[:, lo:hi]
+        rows, cols = np.flatnonzero(part.any(axis=1)), np.flatnonzero(part.any(axis=0))
+        if not len(rows):
+            rows, cols = np.array([0, self.mask.shape[0] - 1]), np.array([0, hi - lo - 1])
+        x, y = self.origin[0] + lo + cols[0], self.origin[1] + rows[0]
+        w, h = cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1
+        return [round(v / self.shrink) for v in (x, y, w, h)]
+
+
+def find_ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """The ink strength (H', W') 0..1 of an image of gray levels, its mask (uint8) with faint
+    strokes joined and specks dropped, and the factor the image was shrunk by first (<= 1);
+    None when the image has no ink."""
+    scale = _working_scale(gray)
+    if scale < 1:
+        gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    ink = ink_strength(gray)
+    strong = digit_mask(ink) if ink is not None else None
+    if strong is None:
+        return None
+    # faint pixels count where they join strong ones (hysteresis): a light stroke stays whole
+    level = float(ink[strong > 0].min())
+    count, labels = cv2.connectedComponents((ink >= HYSTERESIS * level).astype(np.uint8), 8)
+    keep = np.unique(labels[strong > 0])
+    mask = np.isin(labels, keep[keep > 0]).astype(np.uint8)
+    return ink, _without_specks(mask), scale
+
+
+def _working_scale(gray: np.ndarray) -> float:
+    """How much to shrink the image so that its digits are about WORK_HEIGHT pixels tall,
+    estimated on a quarter-size copy (every later step is faster on fewer pixels)."""
+    if min(gray.shape) < 4 * WORK_HEIGHT:
+        return 1.0
+    small = cv2.resize(gray, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
+    ink = ink_strength(small)
+    mask = digit_mask(ink) if ink is not None else None
+    height = digit_height(mask) if mask is not None else None
+    return min(1.0, WORK_HEIGHT / (4 * height)) if height else 1.0
+
+
+def digit_height(mask: np.ndarray) -> float | None:
+    """A digit's height in pixels: the median height of the mask's larger pieces (a stroke
+    broken by a light pen is joined across a pixel first)."""
+    joined = cv2.dilate(mask, np.ones((3, 3), np.uint8))
+    count, _, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
+    heights = stats[1:, cv2.CC_STAT_HEIGHT] - 2  # less the dilation
+    if not len(heights):
+        return None
+    return max(1.0, float(np.median(heights[heights >= TALL * heights.max()])))
+
+
+def _without_specks(mask: np.ndarray) -> np.ndarray:
+    """`mask` without the pieces far smaller than a digit in both directions."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    height = digit_height(mask) or 1.0
+    small = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) < SPECK * height
+    small[0] = True  # the background
+    return np.where(small[labels], 0, mask).astype(np.uint8)
+
+
+def make_strip(ink: np.ndarray, mask: np.ndarray, shrink: float = 1.0) -> Strip | None:
+    """The strip of the number whose ink strength (0..1) and mask are given (`find_ink`'s, or a
+    composed number's); None without ink. `shrink`: the working image's pixels per pixel of the
+    image the boxes are wanted in."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    height = digit_height(mask) if len(rows) else None
+    if height is None:
+        return None
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    mask = mask[top:bottom, left:right]
+    # the ink at and next to the mask (its soft edges), the strongest strokes at 1
+    near = cv2.dilate(mask, np.ones((3, 3), np.uint8))
+    ink = ink[top:bottom, left:right] * near
+    ink = np.clip(ink / max(float(np.percentile(ink[mask > 0], 90)), 1e-6), 0, 1)
+    factor = DIGIT_HEIGHT / height
+    width = int(np.clip(round(ink.shape[1] * factor), 1, MAX_WIDTH - 2 * MARGIN))
+    tall = max(1, round(ink.shape[0] * factor))
+    shrink_ink = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+    pixels = cv2.resize(ink.astype(np.float32), (width, tall), interpolation=shrink_ink)
+    if tall > HEIGHT:  # the rows around the ink's centre of mass
+        weight = pixels.sum(axis=1)
+        centre = float((weight * np.arange(tall)).sum() / max(float(weight.sum()), 1e-6))
+        first = int(np.clip(round(centre - HEIGHT / 2), 0, tall - HEIGHT))
+        pixels = pixels[first : first + HEIGHT]
+    else:
+        above = (HEIGHT - tall) // 2
+        pixels = np.pad(pixels, ((above, HEIGHT - tall - above), (0, 0)))
+    right_pad = MARGIN + (-(width + 2 * MARGIN)) % STRIDE
+    pixels = np.pad(pixels, ((0, 0), (MARGIN, right_pad)))
+    return Strip(pixels, mask, (int(left), int(top)), width / mask.shape[1], shrink)

@@ -1,0 +1,194 @@
+"""The number stage (train/numbers.py, train/strips.py, train/number_check.py,
+tools/train_numbers.py): its training strips, the line model it starts from the digit model,
+the export it joins, its calibration, and its one-line errors."""
+
+import json
+
+import numpy as np
+import paddle
+import pytest
+from conftest import DATA, ROOT, assert_one_line_error, number_overrides, run_tool
+
+from mnist_paddle.models.line import LineModel
+from mnist_paddle.serving.numbers import NumberReader, decode, softmax
+from mnist_paddle.serving.strip import HEIGHT, STRIDE
+from mnist_paddle.train import numbers, strips
+from mnist_paddle.train.data import mnist_files, read_idx
+from mnist_paddle.train.fonts import training_fonts
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return tuple(read_idx(p) for p in mnist_files(DATA, "train"))
+
+
+@pytest.mark.parametrize("length, typeset", [(1, 0.0), (5, 0.0), (12, 0.0), (4, 1.0)])
+def test_a_training_batch_knows_each_digit_and_where_it_is(mnist, length, typeset):
+    images, labels = mnist
+    rng = np.random.default_rng(length)
+    batch = strips.batch(images[:2000], labels[:2000], training_fonts(), 6, length, typeset, rng)
+    assert batch.pixels.shape[:3] == (6, 1, HEIGHT) and batch.pixels.shape[3] % STRIDE == 0
+    assert batch.labels.shape == batch.centres.shape == (6, length)
+    assert (batch.labels >= 1).all() and (batch.labels <= 10).all()  # digit d is d + 1
+    for pixels, width, centres in zip(batch.pixels[:, 0], batch.widths, batch.centres):
+        assert not pixels[:, width:].any()  # padding after the strip's own width
+        assert (np.diff(centres) > 0).all()  # left to right
+        for c in centres:  # a digit's centre lies on ink (within two columns)
+            assert pixels[:, max(0, int(c) - 2) : int(c) + 3].max() > 0.3
+
+
+def test_framewise_targets_mark_each_centre_and_leave_its_sides_free(mnist):
+    images, labels = mnist
+    rng = np.random.default_rng(0)
+    batch = strips.batch(images[:500], labels[:500], training_fonts(), 2, 3, 0.0, rng)
+    steps = batch.pixels.shape[3] // STRIDE
+    targets = strips.frame_targets(batch, steps)
+    for row, width, centres, digits in zip(targets, batch.widths, batch.centres, batch.labels):
+        at = (centres // STRIDE).astype(int)
+        assert list(row[at]) == list(digits)
+        assert set(row[width // STRIDE :]) <= {-100}  # padding: not counted
+        free = {t for a in at for t in (a - 1, a + 1)} - set(at)
+        assert all(row[t] == -100 for t in free if t < width // STRIDE)
+        assert (row[: width // STRIDE] >= -100).all() and 0 in row  # blank between the digits
+
+
+def test_the_line_model_starts_reading_lone_digits_as_the_digit_model(number_export, mnist):
+    """From the digit model's weights, before any training, the window at a lone digit gives
+    the digit model's answer: the line model's window is its classifier, slid along."""
+    from mnist_paddle.train.checkpoint import load_network
+
+    meta = json.loads((number_export / "metadata.json").read_text())
+    digits_net, _ = load_network(__import__("pathlib").Path(meta["checkpoint"]))
+    network = LineModel()
+    network.load_digit_model({k: v.numpy() for k, v in digits_net.state_dict().items()})
+    network.eval()
+    images, labels = mnist
+    rows = np.zeros((40, 1, HEIGHT, 28 + 2 * 12), np.float32)
+    rows[:, 0, 4:32, 12:40] = images[-40:] / 255.0  # each digit alone, in the middle
+    with paddle.no_grad():
+        logits = network(paddle.to_tensor(rows)).numpy()  # (40, T, 11)
+        expected = digits_net(paddle.to_tensor((images[-40:, None] / 127.5 - 1).astype("float32")))
+    middle = logits[:, logits.shape[1] // 2, 1:]  # the window over the digit, ten digits
+    agree = (middle.argmax(axis=1) == expected.numpy().argmax(axis=1)).mean()
+    # chance is 0.1; not all, as the line model's first convolution skips every other pixel
+    assert agree >= 0.5, agree
+
+
+def test_the_export_gains_the_line_model(number_export):
+    meta = json.loads((number_export / "metadata.json").read_text())
+    assert meta["files"]["line_model"] == "line.json"
+    assert meta["files"]["line_params"] == "line.pdiparams"
+    for name in ("line.json", "line.pdiparams", "inference.json", "inference.pdiparams"):
+        assert (number_export / name).is_file() and name in meta["sha256"]
+    record = meta["line_model"]
+    assert record["config"]["train"]["steps"] == 150 and record["training_seconds"] > 0
+    assert record["read"]["numbers"] == 10
+    assert set(record["read"]) >= {"handwritten", "long", "typeset"}
+    fit = record["calibration"]
+    assert {"slope", "intercept", "min_prob", "digit_min_prob", "ece"} <= set(fit)
+    assert np.isfinite([fit["slope"], fit["intercept"]]).all() and 0 <= fit["min_prob"] <= 1
+    assert not list(number_export.parent.glob(".inference-*"))  # no staging folder left
+
+
+def test_the_reader_answers_with_the_fitted_probability(number_export):
+    """A number's prob is the logistic fitted at the check, in the doubt of its digits' joint
+    probability; sure from the fitted threshold on."""
+    reader = NumberReader(number_export)
+    images = read_idx(mnist_files(DATA, "test")[0])
+    ink = np.hstack([images[k] / 255.0 for k in (0, 1, 2)])
+    gray = 255.0 - 255.0 * np.pad(np.kron(ink, np.ones((3, 3))), 30)
+    result = reader.read(gray.astype(np.float32))
+    reading = result["reading"]
+    assert result["number"] == "".join(str(d) for d in reading.digits)
+    fit = reader.calibration
+    doubt = np.log(1e-4 - sum(np.log(p) for p in reading.probs)) if reading.probs else np.log(100)
+    expected = 1 / (1 + np.exp(-(fit["slope"] * doubt + fit["intercept"])))
+    assert result["prob"] == pytest.approx(expected, abs=1e-4)
+    assert result["sure"] == (expected >= fit["min_prob"])
+
+
+def test_each_digit_is_the_likeliest_under_both_models(number_export, monkeypatch):
+    """The line model's steps and the digit model's verdict on each digit's cut multiply: a
+    verdict sure of a 7 makes a digit a 7 unless the line model rules 7 out."""
+    reader = NumberReader(number_export)
+    images = read_idx(mnist_files(DATA, "test")[0])
+    ink = np.hstack([images[k] / 255.0 for k in (1, 2)])
+    gray = 255.0 - 255.0 * np.pad(np.kron(ink, np.ones((3, 3))), 30)
+    line = softmax(reader.logits(reader.reading(gray).strip.pixels))
+    read = decode(line)
+    assert read
+
+    def sure_of(digit):
+        def verdict(cuts):
+            assert len(cuts) == len(read) and all(c.shape == (28, 28) for c in cuts)
+            p = np.full((len(cuts), 10), 1e-6)
+            p[:, digit] = 1.0
+            return p / p.sum(axis=1, keepdims=True)
+
+        return verdict
+
+    for digit in (7, 3):
+        monkeypatch.setattr(reader.digit_model, "digit_probabilities", sure_of(digit))
+        reading = reader.reading(gray)
+        for d, got, prob in zip(read, reading.digits, reading.probs):
+            steps = line[d.steps[0] : d.steps[1] + 1, 1:].max(axis=0)
+            both = steps / steps.sum() * np.where(np.arange(10) == digit, 1.0, 1e-6)
+            assert got == both.argmax() and prob == pytest.approx(both.max() / both.sum(), rel=1e-3)
+
+
+def test_the_tool_trains_on_two_processes_with_progress(number_export, tmp_path):
+    """As the quick start runs it: data-parallel, with progress lines and the time left."""
+    import shutil
+
+    copy = tmp_path / "inference"
+    shutil.copytree(number_export, copy)
+    overrides = number_overrides(copy, "train.processes=2", "train.steps=6")
+    flags = [arg for o in overrides for arg in ("-o", o)]
+    result = run_tool("tools/train_numbers.py", "-c", "configs/numbers/quick.yml", *flags)
+    assert result.returncode == 0, result.stderr
+    assert "line model: batch 6/6" in result.stdout and " left" in result.stdout
+    assert "wrote" in result.stdout and "Traceback" not in result.stderr
+    meta = json.loads((copy / "metadata.json").read_text())
+    assert meta["line_model"]["config"]["train"]["processes"] == 2
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("train.step=3", "unknown key 'train.step'"),
+        ("train.lr=-1", "'train.lr' must be > 0"),
+        ("model.channels=[8, 16]", "'model.channels' must be three channel counts"),
+        ("data.max_length=0", "'data.max_length' must be between data.min_length and 40"),
+    ],
+)
+def test_config_mistakes_are_one_line(override, fragment):
+    result = run_tool("tools/train_numbers.py", "-o", override)
+    assert_one_line_error(result, fragment)
+
+
+def test_a_run_without_validation_digits_is_one_line(exported):
+    """The tutorial's recipe holds no digits out: the line model would have nothing but the test
+    set to be checked on, so the tool refuses."""
+    result = run_tool("tools/train_numbers.py", "-o", f"model_dir={exported}")
+    assert_one_line_error(result, "held out no validation digits")
+
+
+def test_starting_from_a_digit_model_of_another_kind_is_one_line(tmp_path):
+    """LeNet's weights cannot start the line model: the tool says so and how to go on."""
+    from conftest import small_config
+
+    from mnist_paddle.train import engine
+    from mnist_paddle.train.export import export
+
+    cfg = small_config(tmp_path, "lenet.yml", "data.train_limit=600", "data.val_size=100",
+                       "data.test_limit=100", "train.epochs=1")  # fmt: skip
+    engine.train(cfg)
+    out = export(cfg.run_dir / "final", out=tmp_path / "inference", data_root=str(DATA))
+    result = run_tool("tools/train_numbers.py", "-o", f"model_dir={out}")
+    assert_one_line_error(result, "needs a three_conv digit model", "from_digit_model=false")
+
+
+def test_the_configs_load():
+    for path in sorted((ROOT / "configs" / "numbers").glob("*.yml")):
+        cfg = numbers.load_numbers_config(path)
+        assert cfg.train.steps >= 1 and len(cfg.model.channels) == 3

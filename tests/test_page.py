@@ -1,0 +1,133 @@
+"""The page cleaned before reading (serving/page.py): printed rules removed without the strokes
+they cross, a form's boxes found (touching and apart), shade evened out, and what was removed
+shown by --debug-dir."""
+
+import cv2
+import numpy as np
+import pytest
+from conftest import DATA, run_tool
+
+from mnist_paddle.serving import page as cleaning
+from mnist_paddle.serving.preprocess import page_digit
+from mnist_paddle.train import pages
+from mnist_paddle.train.data import mnist_files, read_idx
+
+
+@pytest.fixture(scope="module")
+def digits():
+    images, labels = (read_idx(p) for p in mnist_files(DATA, "test"))
+    return images, labels
+
+
+def ink_of(image: np.ndarray, scale: float = 3.0) -> np.ndarray:
+    """An MNIST digit as ink 0..1, cropped to it and enlarged."""
+    ink = image.astype(np.float32) / 255
+    rows, cols = np.flatnonzero(ink.max(axis=1) > 0.1), np.flatnonzero(ink.max(axis=0) > 0.1)
+    ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return cv2.resize(ink, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC).clip(0, 1)
+
+
+def gray(page: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(page, cv2.COLOR_BGR2GRAY).astype(np.float32)
+
+
+def test_a_rule_through_a_digit_goes_and_the_digit_stays():
+    """A black rule across a black 1, a grey one along the page: the rules go, and the 1's
+    stroke stays whole where the rule crossed it."""
+    page = np.full((120, 200), 240.0, np.float32)
+    page[20:100, 98:104] = 30.0  # a 1: a vertical stroke
+    page[60:63, :] = 30.0  # a rule as dark as the pen, across the 1
+    page[90:92, :] = 150.0  # a pale rule
+    cleaned = cleaning.clean(page)
+    assert (cleaned.gray[61, :80] > 200).all() and (cleaned.gray[91, :80] > 200).all()
+    assert (cleaned.gray[20:100, 100] < 100).all()  # the 1 is whole, crossing included
+    assert cleaned.removed[61, :80].all() and not cleaned.removed[40, 100]
+
+
+def test_a_blank_ruled_page_has_no_digit():
+    rng = np.random.default_rng(0)
+    blank = pages.ruled(np.zeros((60, 40), np.float32), 60.0, rng)
+    digit, cleaned = page_digit(gray(blank))
+    assert digit is None
+    assert cleaned.removed.any()  # the rules were there, and went
+
+
+def test_squared_paper_leaves_the_digit(digits):
+    images, labels = digits
+    rng = np.random.default_rng(1)
+    page = pages.squared(ink_of(images[0]), 60.0, rng)  # a 7
+    cleaned = cleaning.clean(gray(page))
+    assert cleaned.removed.sum() > 0.02 * page.shape[0] * page.shape[1]  # the grid went
+    assert not cleaned.cells  # a grid is no form
+    marks = (cleaned.gray < 128).astype(np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(marks)
+    assert stats[1:, cv2.CC_STAT_HEIGHT].max() < 0.5 * page.shape[0]  # no rule left across
+
+
+@pytest.mark.parametrize("apart", [False, True])
+def test_a_forms_boxes_are_found_touching_or_apart(digits, apart):
+    images, _ = digits
+    rng = np.random.default_rng(2)
+    page = pages.boxes([ink_of(images[k]) for k in range(4)], 60.0, rng, apart)
+    cleaned = cleaning.clean(gray(page))
+    assert len(cleaned.cells) == 4
+    xs = [x for x, _, _, _ in cleaned.cells]
+    assert xs == sorted(xs)
+    widths = [w for _, _, w, _ in cleaned.cells]
+    assert max(widths) < 1.5 * min(widths)  # four cells alike
+    ink_columns = [
+        np.flatnonzero((255 - gray(page))[:, x : x + w].max(axis=0) > 100).size
+        for x, _, w, _ in cleaned.cells
+    ]
+    assert all(ink_columns)  # each cell holds its digit
+
+
+def test_a_single_box_is_read_from_its_inside(digits):
+    images, labels = digits
+    rng = np.random.default_rng(5)
+    page = pages.boxes([ink_of(images[1])], 60.0, rng)  # a 2
+    plain = np.pad(ink_of(images[1]), 30)
+    digit, cleaned = page_digit(gray(page))
+    alone, _ = page_digit(255 - 255 * plain)
+    assert len(cleaned.cells) == 1
+    assert np.abs(digit - alone).mean() < 20  # the box's walls are not in what the model sees
+
+
+def test_shade_is_evened_out():
+    """A shadow's edge across a page with one dark stroke: after the cleaning the paper on both
+    sides is alike, and the stroke is the only dark thing."""
+    page = np.full((150, 200), 230.0, np.float32)
+    page[:, 120:] *= 0.45  # a shadow over the right part
+    page[40:110, 60:66] -= 180  # a stroke in the light
+    page[40:110, 150:156] = page[40:110, 150:156] * 0.25  # and one in the shadow
+    cleaned = cleaning.clean(np.clip(page, 0, 255)).gray
+    light, shade = cleaned[10:30, 10:100], cleaned[10:30, 140:190]
+    assert abs(light.mean() - shade.mean()) < 15
+    assert cleaned[70, 63] < 100 and cleaned[70, 153] < 100
+    dark = cleaned < 128
+    assert dark[:, 110:130].sum() < 10  # the shadow's edge is no stroke
+
+
+def test_light_ink_on_an_evenly_lit_dark_ground_is_turned_over():
+    page = np.full((100, 100), 20.0, np.float32)
+    page[20:80, 45:52] = 230.0
+    cleaned = cleaning.clean(page).gray
+    assert cleaned[50, 48] < 60 and cleaned[5, 5] > 200
+
+
+def test_debug_dir_shows_the_cleaned_page(exported, digits, tmp_path):
+    images, _ = digits
+    ink = np.pad(ink_of(images[0]), 40)
+    page = 235 - 200 * ink
+    page[::45] = 60  # dark rules every 45 px
+    path = tmp_path / "ruled.png"
+    cv2.imwrite(str(path), page.clip(0, 255).astype(np.uint8))
+    result = run_tool("deploy/infer.py", "--model-dir", str(exported), "--debug-dir",
+                      str(tmp_path / "seen"), str(path))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    picture = cv2.imread(str(tmp_path / "seen" / "0000_ruled_page.png"))
+    page = cv2.imread(str(path))
+    assert picture.shape[0] == page.shape[0] and picture.shape[1] == 2 * page.shape[1] + 8
+    before = picture[:, : page.shape[1]]
+    red = (before[..., 2] > 200) & (before[..., 0] < 50) & (before[..., 1] < 50)
+    assert red.any()  # what was removed, in red on the input
