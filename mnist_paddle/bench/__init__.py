@@ -8,6 +8,8 @@
     zoo         every recipe in configs/ trained and measured into one table
     realworld   the real-looking evaluation set and the report on it
     numbers     its whole-number groups, their scores, and the time to read a number
+    pages       its groups of pages: ruled, squared, a form's boxes, photographed print
+    figures     the report's figures: risk-coverage curves, examples of each group
     loadtest    a bounded HTTP load test of the service, and the service under wrk
 
 May import anything in the package; nothing imports it.

@@ -30,8 +30,8 @@ LONG = (7, 12)  # digits of a numbers_long number
 
 
 def number_on_paper(digits: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """MNIST digits (uint8) as a number handwritten on paper (BGR): the number model's examples
-    are composed the same way, from the training digits (train/numbers.py)."""
+    """MNIST digits (uint8) as a number handwritten on paper (BGR), as the number stage's check
+    composes validation digits (train/number_check.py)."""
     return synth.number_on_paper(digits, rng)[0]
 
 

@@ -1,9 +1,10 @@
 """Serving: the exported model answering for image files and HTTP requests.
 
+    page        the page cleaned first: uneven light flattened, printed rules and a form's boxes
     preprocess  image file -> the 28x28 digit an MNIST model expects, made as MNIST made its own
     inference   the Recognizer: Paddle Inference predictors for an export folder
     strip       a whole number's ink as the strip the line model reads, and the way back
-    numbers     the NumberReader: whole numbers read by the line model, left to right
+    numbers     the NumberReader: whole numbers read by the line model and the digit model
     gpu         GPU and TensorRT predictor configs, the TensorRT engine cache
     onnx        ONNX Runtime on the export's inference.onnx (--runtime onnxruntime)
     infer       the deploy/infer.py command

@@ -18,7 +18,7 @@ import paddle
 from mnist_paddle.fileio import write_json
 from mnist_paddle.train.checkpoint import read_params, save_checkpoint, write_latest
 from mnist_paddle.train.loader import TrainLoader, epoch_seed
-from mnist_paddle.train.rundir import is_main_process, say
+from mnist_paddle.train.rundir import duration, is_main_process, say
 
 
 class NotFinite(Exception):
@@ -36,6 +36,27 @@ class EpochRandomState(paddle.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.loader.set_epoch(epoch + self.done)
         paddle.seed(epoch_seed(self.seed, epoch + self.done))  # dropout, any other Paddle draw
+
+
+class TimeLeft(paddle.callbacks.Callback):
+    """A line with the time the run has left, every `seconds` (hapi's own lines give only the
+    pace of the epoch at hand), at the pace so far, its evaluations included."""
+
+    def __init__(self, epochs: int, steps_per_epoch: int, seconds: float = 20.0):
+        super().__init__()
+        self.total, self.seconds = epochs * steps_per_epoch, seconds
+
+    def on_train_begin(self, logs=None):
+        self.start = self.last = time.monotonic()
+        self.done = 0
+
+    def on_train_batch_end(self, step, logs=None):
+        self.done += 1
+        now = time.monotonic()
+        if now - self.last >= self.seconds:
+            self.last = now
+            left = (now - self.start) / self.done * (self.total - self.done)
+            say(f"  about {duration(left)} left")
 
 
 class StopWhenNotFinite(paddle.callbacks.Callback):

@@ -33,6 +33,7 @@ from mnist_paddle.train.callbacks import (
     NotFinite,
     RunRecorder,
     StopWhenNotFinite,
+    TimeLeft,
 )
 from mnist_paddle.train.checkpoint import (
     adopt_checkpoint,
@@ -181,6 +182,8 @@ def run(
         StopWhenNotFinite(done),  # before the recorder: a NaN loss is never recorded
         recorder,
     ]
+    if cfg.train.verbose:
+        callbacks.append(TimeLeft(cfg.train.epochs - done, len(data.train)))
     visualdl = None
     if cfg.train.visualdl and is_main_process():  # after the recorder: it reads its records
         visualdl = VisualDLLogger(

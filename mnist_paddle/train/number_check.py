@@ -25,6 +25,7 @@ from mnist_paddle.serving.numbers import NumberReader, doubt, log_prob, number_p
 from mnist_paddle.train import calibrate, strips, synth
 from mnist_paddle.train.export import add_model_files, check_logits
 from mnist_paddle.train.fonts import VALIDATION_FONTS, debian_fonts, training_fonts
+from mnist_paddle.train.rundir import Progress
 
 KINDS = {"handwritten": (2, 6), "long": (7, 12), "typeset": (2, 12)}  # digits per number
 SEED = 7
@@ -70,6 +71,7 @@ def check_reader(model_dir: Path, images, labels, check) -> dict:
     fonts = debian_fonts(VALIDATION_FONTS)
     rng = np.random.default_rng(SEED)
     kinds, right, log_probs, digit_probs, digit_right = [], [], [], [], []
+    progress = Progress(len(KINDS) * check.numbers, "  check: ", "number")
     for kind, (shortest, longest) in KINDS.items():
         for _ in range(check.numbers):
             digits = [int(d) for d in rng.integers(0, 10, int(rng.integers(shortest, longest + 1)))]
@@ -82,6 +84,7 @@ def check_reader(model_dir: Path, images, labels, check) -> dict:
             if len(read) == len(digits):
                 digit_probs += probs
                 digit_right += [d == truth for d, truth in zip(read, digits)]
+            progress.step()
     kinds, right = np.array(kinds), np.array(right)
     slope, intercept = calibrate.fit_logistic(doubt(log_probs), right)
     fit = {"slope": slope, "intercept": intercept}

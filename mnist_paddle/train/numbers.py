@@ -67,7 +67,7 @@ class NumbersModel:
 
 @dataclass
 class NumbersTrain:
-    steps: int = 1500  # batches
+    steps: int = 1000  # batches
     batch_size: int = 64  # strips per batch, over all processes
     lr: float = 0.01  # the peak of a one-cycle schedule (Adam)
     framewise: float = 1.0  # the per-step loss at the digits' centres, weighed against CTC
@@ -77,7 +77,7 @@ class NumbersTrain:
 
 @dataclass
 class NumbersCheck:
-    numbers: int = 500  # numbers of each kind read at the end, to check and calibrate on
+    numbers: int = 300  # numbers of each kind read at the end, to check and calibrate on
     max_sure_error: float = 0.01  # at most this share of the numbers answered sure are wrong
 
 

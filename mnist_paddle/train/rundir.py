@@ -43,23 +43,24 @@ def say(message: str) -> None:
 
 
 class Progress:
-    """Says `prefix`batch k/steps, the loss, and the time left at the pace so far, at most every
-    `seconds` (and after the last step)."""
+    """Says `prefix`{unit} k/steps (the loss, when given) and the time left at the pace so far,
+    at most every `seconds` (and after the last step)."""
 
-    def __init__(self, steps: int, prefix: str, seconds: float = 10.0):
-        self.steps, self.prefix, self.seconds = steps, prefix, seconds
+    def __init__(self, steps: int, prefix: str, unit: str = "batch", seconds: float = 10.0):
+        self.steps, self.prefix, self.unit, self.seconds = steps, prefix, unit, seconds
         self.done, self.start = 0, time.monotonic()
         self.last = self.start
 
-    def step(self, loss: float) -> None:
+    def step(self, loss: float | None = None) -> None:
         self.done += 1
         now = time.monotonic()
         if now - self.last < self.seconds and self.done < self.steps:
             return
         self.last = now
         left = (now - self.start) / self.done * (self.steps - self.done)
+        loss_part = "" if loss is None else f", loss {loss:.3f}"
         say(
-            f"{self.prefix}batch {self.done:,}/{self.steps:,}, loss {loss:.3f}, "
+            f"{self.prefix}{self.unit} {self.done:,}/{self.steps:,}{loss_part}, "
             f"{duration(left)} left"
         )
 
