@@ -218,3 +218,18 @@ def test_data_parallel_training_on_two_processes(tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())
     # each process took half of every batch of 64: (1200 - 200) / 2 images in steps of 32
     assert len(metrics["step_losses"]) == 16
+
+
+def test_training_says_the_time_left(capsys, monkeypatch):
+    """A run's progress includes the time it has left, at the pace so far."""
+    from mnist_paddle.train import callbacks
+
+    clock = iter([0.0, 10.0, 21.0, 30.0])  # start, then after each of three batches
+    monkeypatch.setattr(callbacks.time, "monotonic", lambda: next(clock))
+    timer = callbacks.TimeLeft(epochs=2, steps_per_epoch=3, seconds=20.0)
+    timer.on_train_begin()
+    for step in range(3):
+        timer.on_train_batch_end(step)
+    # 21 s for the first two of six batches: 42 s for the other four; nothing said before 20 s
+    # had passed, nor in the 20 s since
+    assert capsys.readouterr().out == "  about 42 s left\n"

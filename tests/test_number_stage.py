@@ -10,7 +10,8 @@ import pytest
 from conftest import DATA, ROOT, assert_one_line_error, number_overrides, run_tool
 
 from mnist_paddle.models.line import LineModel
-from mnist_paddle.serving.numbers import NumberReader, decode, softmax
+from mnist_paddle.serving.inference import softmax
+from mnist_paddle.serving.numbers import NumberReader, decode
 from mnist_paddle.serving.strip import HEIGHT, STRIDE
 from mnist_paddle.train import numbers, strips
 from mnist_paddle.train.data import mnist_files, read_idx

@@ -37,6 +37,7 @@ from mnist_paddle.serving.inference import (
     cpu_config,
     create_predictor,
     read_metadata,
+    softmax,
 )
 from mnist_paddle.serving.page import Page, clean, picture
 from mnist_paddle.serving.preprocess import ink_to_mnist, read_gray, to_mnist
@@ -186,11 +187,6 @@ def strip_of(gray: np.ndarray) -> Strip | None:
     no ink."""
     found = find_ink(clean(gray).gray)
     return None if found is None else make_strip(*found)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 def decode(probs: np.ndarray) -> list[Digit]:
