@@ -5,6 +5,7 @@ import re
 import numpy as np
 from conftest import DATA, run_tool
 
+from mnist_paddle.bench.pages import DIGIT_GROUPS, NUMBER_GROUPS
 from mnist_paddle.bench.realworld import GROUPS, evaluate, make_realworld, naive_input
 from mnist_paddle.serving.inference import Recognizer
 from mnist_paddle.train import fonts, synth
@@ -67,19 +68,21 @@ def test_thinning_a_hairline_face_keeps_the_digit():
 
 
 def test_the_set_is_fixed_by_its_seed(tmp_path):
-    make_realworld(tmp_path / "a", DATA, count=12, seed=3, numbers=5)
-    make_realworld(tmp_path / "b", DATA, count=12, seed=3, numbers=5)
-    make_realworld(tmp_path / "c", DATA, count=12, seed=4, numbers=5)
+    make_realworld(tmp_path / "a", DATA, count=12, seed=3, numbers=5, pages=2)
+    make_realworld(tmp_path / "b", DATA, count=12, seed=3, numbers=5, pages=2)
+    make_realworld(tmp_path / "c", DATA, count=12, seed=4, numbers=5, pages=2)
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
     assert digest(tmp_path / "a") != digest(tmp_path / "c")
     with open(tmp_path / "a" / "labels.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     groups = ["mnist_paper", "printed", "printed_unseen"]
+    numbers = ("numbers_paper", "numbers_printed", "numbers_long")
     assert [r["group"] for r in rows] == [g for g in groups for _ in range(12)] + [
-        g for g in ("numbers_paper", "numbers_printed") for _ in range(5)
-    ]
-    numbers = [r["label"] for r in rows[36:]]
-    assert all(2 <= len(n) <= 6 and n.isdigit() for n in numbers)
+        g for g in numbers for _ in range(5)
+    ] + [g for g in DIGIT_GROUPS + NUMBER_GROUPS for _ in range(2)]
+    assert all(2 <= len(r["label"]) <= 6 and r["label"].isdigit() for r in rows[36:46])
+    assert all(7 <= len(r["label"]) <= 12 and r["label"].isdigit() for r in rows[46:51])
+    assert all(len(r["label"]) == 1 for r in rows if r["group"] in DIGIT_GROUPS)
     labels = read_idx(DATA / "t10k-labels-idx1-ubyte.gz")
     for r in rows:
         assert (tmp_path / "a" / r["path"]).is_file()
@@ -89,11 +92,12 @@ def test_the_set_is_fixed_by_its_seed(tmp_path):
 
 
 def test_evaluation_beats_the_naive_way(tmp_path, exported):
-    make_realworld(tmp_path, DATA, count=40, seed=0, numbers=0)
+    make_realworld(tmp_path, DATA, count=40, seed=0, numbers=0, pages=0)
     results = evaluate(Recognizer(exported), tmp_path, DATA)
-    assert set(results) == {*GROUPS, "mnist_test"}
+    plain = [g for g in GROUPS if g not in DIGIT_GROUPS]
+    assert set(results) == {*plain, "mnist_test"}
     assert results["mnist_test"]["images"] == 10_000
-    for group in GROUPS:
+    for group in plain:
         r = results[group]
         assert r["images"] == 40
         assert r["accuracy"] >= 0.6 > 0.4 > r["naive_accuracy"]  # a model trained on 5,000 images
@@ -107,7 +111,8 @@ def test_evaluation_beats_the_naive_way(tmp_path, exported):
 
 def test_tools_write_the_set_and_the_report(tmp_path, exported):
     made = run_tool(
-        "tools/make_realworld.py", "--out", str(tmp_path / "set"), "--count", "10", "--numbers", "4"
+        "tools/make_realworld.py",
+        *("--out", str(tmp_path / "set"), "--count", "10", "--numbers", "4", "--pages", "2"),
     )
     assert made.returncode == 0, made.stderr
     report = run_tool(
@@ -121,9 +126,10 @@ def test_tools_write_the_set_and_the_report(tmp_path, exported):
     )
     assert report.returncode == 0, report.stderr
     for group in GROUPS:
-        assert f"| {group} | 10 |" in report.stdout
+        assert f"| {group} | {2 if group in DIGIT_GROUPS else 10} |" in report.stdout
     assert "| mnist_test | 10,000 |" in report.stdout
-    assert "| numbers_paper | 4 |" in report.stdout and "| numbers_printed | 4 |" in report.stdout
+    assert "nan" not in report.stdout
+    assert "Whole numbers" not in report.stdout  # the export has no line model: no numbers read
     names = sorted(p.name for p in (tmp_path / "bench").iterdir())
     assert names == [
         "realworld.json",

@@ -193,7 +193,9 @@ def evaluate(recognizer: Recognizer, set_dir: Path, data_root: Path) -> dict:
             **_scores(prob, got == labels, recognizer.min_prob),
             "naive_accuracy": float((naive_got == labels).mean()),
             "no_digit": int((got == -1).sum()),
-            "per_digit": {d: float((got == labels)[labels == d].mean()) for d in range(10)},
+            "per_digit": {
+                d: float((got == labels)[labels == d].mean()) for d in range(10) if d in labels
+            },
         }
         if group == "mnist_paper" and all(r["mnist_index"] for r in members):
             index = np.array([int(r["mnist_index"]) for r in members])

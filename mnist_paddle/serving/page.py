@@ -68,6 +68,8 @@ def clean(gray: np.ndarray) -> Page:
     )
     cells = [tuple(round(v / scale) for v in cell) for cell in cells]
     print_mask = (across | down) > 0
+    if not print_mask.any():  # nothing printed: the flattened page as it is
+        return Page(flat, cells, np.zeros(flat.shape, np.uint8))
     kept = _without_rules(darkness, across, down)
     cleaned = flat.copy()  # only the print changes
     cleaned[print_mask] = paper - kept[print_mask]
@@ -99,8 +101,8 @@ def flatten(gray: np.ndarray) -> np.ndarray:
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
     # the ground with the strokes closed over, were they dark, and were they light
     dark_ink = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel)
-    light_ink = cv2.morphologyEx(small, cv2.MORPH_OPEN, kernel)
-    if _even(dark_ink) or _even(255.0 - light_ink):  # evenly lit: ink the far side of the ground
+    light_ink = None if _even(dark_ink) else cv2.morphologyEx(small, cv2.MORPH_OPEN, kernel)
+    if light_ink is None or _even(255.0 - light_ink):  # evenly lit: ink the far side of the ground
         ground = float(np.median(np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]])))
         low, high = np.percentile(small, [1, 99])
         return 255.0 - gray if high - ground > ground - low else gray
@@ -152,6 +154,9 @@ def find_rules(marks: np.ndarray, darkness: np.ndarray) -> tuple[np.ndarray, np.
         # bridge a pale line's small gaps first, then keep only what runs that long
         bridge = (1, 5) if not vertical else (5, 1)
         lines = cv2.morphologyEx(marks, cv2.MORPH_CLOSE, np.ones(bridge, np.uint8))
+        if lines.sum(axis=1 if not vertical else 0).max() < length:  # no row holds a rule
+            found.append(np.zeros_like(marks))
+            continue
         lines = cv2.morphologyEx(lines, cv2.MORPH_OPEN, np.ones(shape, np.uint8))
         thickest = max(3.0, RULE_THICKNESS * across)
         count, labels, stats, _ = cv2.connectedComponentsWithStats(lines, connectivity=8)
