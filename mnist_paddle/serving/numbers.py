@@ -40,7 +40,7 @@ from mnist_paddle.serving.inference import (
     softmax,
 )
 from mnist_paddle.serving.page import Page, clean, picture
-from mnist_paddle.serving.preprocess import ink_to_mnist, read_gray, to_mnist
+from mnist_paddle.serving.preprocess import NO_DIGIT, ink_to_mnist, read_gray, to_mnist
 from mnist_paddle.serving.strip import STRIDE, Strip, find_ink, make_strip
 
 BLANK = 0  # the line model's class 0; digit d is class d + 1
@@ -275,7 +275,7 @@ def read_numbers(reader: NumberReader, items: list, debug_dir: Path | None = Non
             continue
         result = reader.read(gray)
         if result is None:
-            results.append({"path": str(item), "error": f"{item}: no digit found (no ink)"})
+            results.append({"path": str(item), "error": f"{item}: {NO_DIGIT}"})
             continue
         if debug_dir is not None:
             write_debug(debug_dir, i, item.stem, gray, result)
