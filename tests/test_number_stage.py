@@ -2,18 +2,23 @@
 tools/train_numbers.py): its training strips, the line model it starts from the digit model,
 the export it joins, its calibration, and its one-line errors."""
 
+import dataclasses
 import json
+import shutil
 
+import cv2
 import numpy as np
 import paddle
 import pytest
 from conftest import DATA, ROOT, assert_one_line_error, number_overrides, run_tool
 
+from mnist_paddle.errors import UserError
 from mnist_paddle.models.line import LineModel
+from mnist_paddle.serving import numbers as reading
 from mnist_paddle.serving.inference import softmax
 from mnist_paddle.serving.numbers import NumberReader, decode
 from mnist_paddle.serving.strip import HEIGHT, STRIDE
-from mnist_paddle.train import numbers, strips
+from mnist_paddle.train import numbers, pages, strips
 from mnist_paddle.train.data import mnist_files, read_idx
 from mnist_paddle.train.fonts import training_fonts
 
@@ -84,9 +89,9 @@ def test_the_export_gains_the_line_model(number_export):
     record = meta["line_model"]
     assert record["config"]["train"]["steps"] == 150 and record["training_seconds"] > 0
     assert record["read"]["numbers"] == 10
-    assert set(record["read"]) >= {"handwritten", "long", "typeset"}
+    assert set(record["read"]) >= {"handwritten", "long", "typeset", "boxes"}
     fit = record["calibration"]
-    assert {"slope", "intercept", "min_prob", "digit_min_prob", "ece"} <= set(fit)
+    assert {"slope", "intercept", "min_prob", "digit_min_prob", "box_min_prob", "ece"} <= set(fit)
     assert np.isfinite([fit["slope"], fit["intercept"]]).all() and 0 <= fit["min_prob"] <= 1
     assert not list(number_export.parent.glob(".inference-*"))  # no staging folder left
 
@@ -106,6 +111,39 @@ def test_the_reader_answers_with_the_fitted_probability(number_export):
     expected = 1 / (1 + np.exp(-(fit["slope"] * doubt + fit["intercept"])))
     assert result["prob"] == pytest.approx(expected, abs=1e-4)
     assert result["sure"] == (expected >= fit["min_prob"])
+
+
+def test_a_forms_number_is_sure_from_the_box_threshold(number_export, monkeypatch):
+    """Read box by box, a number's prob is its digits' product, sure from the threshold the
+    check chose on boxed numbers; a form with a box missed is read as a line instead."""
+    reader = NumberReader(number_export)
+    images = read_idx(mnist_files(DATA, "test")[0])
+    page = pages.handwritten("boxes", list(images[:4]), np.random.default_rng(3))
+    gray = cv2.cvtColor(page, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    result = reader.read(gray)
+    assert result["reading"].strip is None and len(result["digits"]) == 4
+    assert result["prob"] == pytest.approx(np.prod(result["reading"].probs), abs=1e-4)
+    assert result["sure"] == (
+        np.prod(result["reading"].probs) >= reader.calibration["box_min_prob"]
+    )
+    clean = reading.clean
+
+    def last_box_missed(gray):
+        page = clean(gray)
+        return dataclasses.replace(page, cells=page.cells[:3])
+
+    monkeypatch.setattr(reading, "clean", last_box_missed)
+    assert reader.read(gray)["reading"].strip is not None
+
+
+def test_a_calibration_from_an_older_check_is_refused(number_export, tmp_path):
+    copy = tmp_path / "inference"
+    shutil.copytree(number_export, copy)
+    meta = json.loads((copy / "metadata.json").read_text())
+    del meta["line_model"]["calibration"]["box_min_prob"]
+    (copy / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="not calibrated as this version reads"):
+        NumberReader(copy).read(np.full((60, 200), 230.0, np.float32))
 
 
 def test_each_digit_is_the_likeliest_under_both_models(number_export, monkeypatch):

@@ -13,7 +13,7 @@ from conftest import DATA, assert_one_line_error, run_tool, start_server
 
 from mnist_paddle.bench.numbers import GROUPS, scores
 from mnist_paddle.models import line as line_model
-from mnist_paddle.serving import numbers, strip
+from mnist_paddle.serving import numbers, page, strip
 from mnist_paddle.serving.numbers import Digit, NumberReader, decode
 from mnist_paddle.train.data import mnist_files, read_idx
 
@@ -34,6 +34,12 @@ def written(digits: list[np.ndarray], gap: int = 6, scale: float = 3.0) -> np.nd
         x += c.shape[1] + gap
     big = cv2.resize(ink, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC).clip(0, 1)
     return 255.0 - 255.0 * np.pad(big, 30)
+
+
+def strip_of(gray: np.ndarray) -> strip.Strip | None:
+    """The strip the reader makes of the number in `gray` (its page cleaned first)."""
+    found = strip.find_ink(page.clean(gray).gray)
+    return None if found is None else strip.make_strip(*found)
 
 
 def probs_of(path: str) -> np.ndarray:
@@ -77,7 +83,7 @@ def test_the_strip_scales_a_digit_to_mnists_height(test_digits):
     images, _ = test_digits
     for scale in (1.5, 3.0, 8.0):  # 8x: a large photo, shrunk first
         gray = written([images[k] for k in (0, 1, 2)], scale=scale)
-        found = numbers.strip_of(gray)
+        found = strip_of(gray)
         assert found.pixels.shape[0] == strip.HEIGHT == line_model.HEIGHT
         assert found.pixels.shape[1] % strip.STRIDE == 0 and strip.STRIDE == line_model.STRIDE
         height = strip.digit_height((found.pixels > 0.3).astype(np.uint8))
@@ -89,8 +95,8 @@ def test_the_strip_scales_a_digit_to_mnists_height(test_digits):
 def test_light_on_dark_gives_the_same_strip(test_digits):
     images, _ = test_digits
     gray = written([images[k] for k in (3, 4)])
-    dark = numbers.strip_of(gray).pixels
-    light = numbers.strip_of(255.0 - gray).pixels
+    dark = strip_of(gray).pixels
+    light = strip_of(255.0 - gray).pixels
     assert dark.shape == light.shape and np.abs(dark - light).max() < 0.05
 
 
@@ -99,7 +105,7 @@ def test_boxes_are_each_digits_ink_in_the_image(test_digits):
     images, _ = test_digits
     for scale in (3.0, 9.0):
         gray = written([images[k] for k in (0, 1)], gap=8, scale=scale)
-        found = numbers.strip_of(gray)
+        found = strip_of(gray)
         ink = gray < 128
         columns = np.flatnonzero(ink.any(axis=0))
         gap = np.flatnonzero(np.diff(columns) > 1)[0]  # where the first digit ends
@@ -134,8 +140,30 @@ def test_each_digit_is_cut_from_its_own_ink():
     assert not numbers.cut_digits(ink, mask, [])
 
 
+def test_a_digit_tall_piece_under_no_digit_read_is_read_too():
+    """The line model read one digit of three pieces of ink: the tall piece it passed over
+    becomes a digit (the likeliest over its steps), in its place; the short bar does not."""
+    ink = np.zeros((20, 60), np.float32)
+    ink[:, 2:12] = 1  # a digit, read
+    ink[:, 20:23] = 1  # a thin 1 the line model missed
+    ink[16:19, 40:50] = 1  # a short bar: no digit
+    found = strip.make_strip(ink, (ink > 0).astype(np.uint8))
+    # step t reads strip columns [4t, 4t + 4): the 7 at the middle of the first piece
+    column = lambda x: strip.MARGIN + (x - found.origin[0]) * found.per_pixel  # noqa: E731
+    path = ["-"] * (found.pixels.shape[1] // strip.STRIDE)
+    path[int(column(7) // strip.STRIDE)] = "7"
+    read = decode(probs_of("".join(path)))
+    steps = probs_of("".join(path))
+    steps[int(column(20) // strip.STRIDE) : int(column(23) // strip.STRIDE) + 1, 2] = 0.3
+    assert [d.digit for d in read] == [7]
+    added = numbers.missed_digits(read, steps, found)
+    assert [d.digit for d in added] == [7, 1]
+    assert added[1].prob == pytest.approx(0.3)
+    assert numbers.missed_digits(added, steps, found) == added  # nothing more to add
+
+
 def test_no_ink_is_no_strip():
-    assert numbers.strip_of(np.full((60, 200), 230.0)) is None
+    assert strip_of(np.full((60, 200), 230.0)) is None
 
 
 def test_scores_count_missing_extra_and_wrong_digits():

@@ -8,6 +8,7 @@ import pytest
 from conftest import DATA, run_tool
 
 from mnist_paddle.serving import page as cleaning
+from mnist_paddle.serving import strip
 from mnist_paddle.serving.preprocess import page_digit
 from mnist_paddle.train import pages
 from mnist_paddle.train.data import mnist_files, read_idx
@@ -80,6 +81,17 @@ def test_a_forms_boxes_are_found_touching_or_apart(digits, apart):
         for x, _, w, _ in cleaned.cells
     ]
     assert all(ink_columns)  # each cell holds its digit
+
+
+def test_ink_outside_the_boxes_found_is_told(digits):
+    """A form whose boxes were all found holds all its ink; with a box missed, its digit lies
+    outside the rest (the number reader then reads the page as a line)."""
+    images, _ = digits
+    rng = np.random.default_rng(2)
+    page = gray(pages.boxes([ink_of(images[k]) for k in range(4)], 60.0, rng, True))
+    cells = cleaning.clean(page).cells
+    assert len(cells) == 4 and not strip.ink_outside(cleaning.clean(page).gray, cells)
+    assert strip.ink_outside(cleaning.clean(page).gray, cells[:3])
 
 
 def test_a_single_box_is_read_from_its_inside(digits):

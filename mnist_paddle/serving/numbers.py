@@ -1,15 +1,17 @@
 """Whole numbers: the digits of one image, read left to right (`deploy/infer.py --number`).
 
 The page is cleaned first (page.py: even light, no printed rules); on a form, each of its boxes
-holds one digit, which the digit model reads. Otherwise two models read them, the export's line
-model and its digit model, in five steps:
+holds one digit, which the digit model reads (unless ink lies outside the boxes found: they are
+not the whole form). Otherwise two models read them, the line model and the digit model:
 
 1. find the ink (strip.find_ink): whatever differs from the background, specks dropped;
 2. make its strip (strip.make_strip): the ink scaled so that a digit is 20 pixels tall, as in
    MNIST, one row of digits;
 3. the line model (models/line.py) gives, every STRIDE columns of the strip, the probability of
    each digit and of "blank" (no digit's centre here); CTC's greedy decoding reads the digits
-   (the likeliest class at each step, repeats merged, blanks dropped), each with its steps;
+   (the likeliest class at each step, repeats merged, blanks dropped), each with its steps; a
+   piece of ink as tall as a digit under none of the digits read is a digit it missed (mostly
+   a thin 1 pressed against its neighbour: `missed_digits`);
 4. each digit read is cut out of the ink (`cut_digits`: the pieces of ink that lie in its
    columns, whole; a piece across two digits' columns is cut where they meet) and the digit
    model gives its verdict on that cut, as it would on a digit alone;
@@ -41,14 +43,12 @@ from mnist_paddle.serving.inference import (
 )
 from mnist_paddle.serving.page import Page, clean, picture
 from mnist_paddle.serving.preprocess import NO_DIGIT, ink_to_mnist, read_gray, to_mnist
-from mnist_paddle.serving.strip import STRIDE, Strip, find_ink, make_strip
+from mnist_paddle.serving.strip import STRIDE, Strip, find_ink, ink_outside, make_strip
 
 BLANK = 0  # the line model's class 0; digit d is class d + 1
 # -log P(reading) below this is no doubt at all: a number's probability is a logistic in the log
 # of its doubt, which spreads out the confident readings (train/number_check.py fits it)
 DOUBT_FLOOR = 1e-4
-
-
 NOTHING_READ = -100.0  # log-probability of a reading of no digit at all
 WHOLE = 0.75  # a piece of ink with this share of its width in one digit's columns is that digit's
 
@@ -57,6 +57,11 @@ class Digit(NamedTuple):
     digit: int
     prob: float  # the line model's: the highest probability its steps give it
     steps: tuple[int, int]  # the first and last step that read it
+
+    @property
+    def centre(self) -> float:
+        """The strip column at the middle of its steps."""
+        return STRIDE * ((self.steps[0] + self.steps[1]) / 2 + 0.5)
 
 
 class Reading(NamedTuple):
@@ -97,14 +102,14 @@ class NumberReader:
         """The digits of the number in the gray image `gray`, or None when it has no ink: in
         a form's boxes, each box's content read by the digit model; else steps 1-5 above."""
         page = clean(gray)
-        if page.cells:
+        if page.cells and not ink_outside(page.gray, page.cells):
             return self._boxes(page)
         found = find_ink(page.gray)
         strip = None if found is None else make_strip(*found)
         if strip is None:
             return None
         steps = softmax(self.logits(strip.pixels))  # (T, 11)
-        read = decode(steps)
+        read = missed_digits(decode(steps), steps, strip)
         columns = digit_columns(read, strip.pixels.shape[1])
         cuts = cut_digits(found[0], found[1], [strip.columns(*c) for c in columns])
         verdicts = self.digit_model.digit_probabilities(cuts) if cuts else []
@@ -136,19 +141,21 @@ class NumberReader:
         """{"number", "prob", "sure", "digits": [{"digit", "prob", "sure", "box"}], "reading"}
         for the number in the gray image `gray` (`reading`: what the models saw, for
         --debug-dir), or None when it has no ink."""
-        if self.calibration is None:
-            raise UserError(f"{self.model_dir}: the line model is not calibrated; train it again")
+        if "box_min_prob" not in (self.calibration or {}):  # none, or from an older check
+            raise UserError(
+                f"{self.model_dir}: the line model is not calibrated as this version reads; "
+                "train it again (python tools/train_numbers.py -c configs/numbers/quick.yml)"
+            )
         reading = self.reading(gray)
         if reading is None:
             return None
+        fit = self.calibration
         if reading.strip is None:  # a form's boxes: the digit model's own calibrated answers
-            digit_min = self.digit_model.min_prob
-            prob = float(np.prod(reading.probs))
-            sure = all(p >= digit_min for p in reading.probs)
+            digit_min, prob = self.digit_model.min_prob, float(np.prod(reading.probs))
+            sure = prob >= fit["box_min_prob"]
         else:
-            digit_min = self.calibration["digit_min_prob"]
-            prob = number_prob(self.calibration, log_prob(reading.probs))
-            sure = prob >= self.calibration["min_prob"]
+            digit_min, prob = fit["digit_min_prob"], number_prob(fit, log_prob(reading.probs))
+            sure = prob >= fit["min_prob"]
         return {
             "number": "".join(str(d) for d in reading.digits),
             "prob": round(prob, 4),
@@ -182,13 +189,6 @@ def cut_digits(ink: np.ndarray, mask: np.ndarray, columns: list[tuple[int, int]]
     return [ink_to_mnist(ink, m) if m.any() else np.zeros((28, 28), np.float32) for m in own]
 
 
-def strip_of(gray: np.ndarray) -> Strip | None:
-    """The strip of the number in the gray image (its page cleaned first), or None when it has
-    no ink."""
-    found = find_ink(clean(gray).gray)
-    return None if found is None else make_strip(*found)
-
-
 def decode(probs: np.ndarray) -> list[Digit]:
     """Greedy CTC decoding of (T, 11) step probabilities."""
     best = probs.argmax(axis=1)
@@ -202,6 +202,21 @@ def decode(probs: np.ndarray) -> list[Digit]:
         else:
             digits.append(Digit(int(c) - 1, float(probs[t, c]), (t, t)))
     return digits
+
+
+def missed_digits(read: list[Digit], steps: np.ndarray, strip: Strip) -> list[Digit]:
+    """`read` (decoded from the (T, 11) `steps`) with a digit added, in its place, for each
+    piece of ink as tall as a digit (Strip.digit_pieces) whose columns hold none of the digits'
+    centres: the likeliest digit over the piece's steps."""
+    centres = [d.centre for d in read]
+    added = []
+    for lo, hi in strip.digit_pieces():
+        if any(lo <= c < hi for c in centres):
+            continue
+        first, last = int(lo // STRIDE), int(min(len(steps), -(-hi // STRIDE))) - 1
+        probs = steps[first : last + 1, 1:].max(axis=0)
+        added.append(Digit(int(probs.argmax()), float(probs.max()), (first, max(first, last))))
+    return sorted(read + added, key=lambda d: sum(d.steps)) if added else read
 
 
 def log_prob(probs: list[float]) -> float:
@@ -227,7 +242,7 @@ def number_prob(fit: dict, log_p):
 def digit_columns(digits: list[Digit], width: int) -> list[tuple[float, float]]:
     """The strip columns of each digit: from half-way to its left neighbour to half-way to its
     right one (the strip's ends for the first and last)."""
-    centres = [STRIDE * ((a + b) / 2 + 0.5) for a, b in (d.steps for d in digits)]
+    centres = [d.centre for d in digits]
     bounds = [0.0] + [(a + b) / 2 for a, b in zip(centres, centres[1:])] + [float(width)]
     return list(zip(bounds, bounds[1:]))
 

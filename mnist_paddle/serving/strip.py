@@ -63,6 +63,17 @@ class Strip:
         w, h = cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1
         return [round(v / self.shrink) for v in (x, y, w, h)]
 
+    def digit_pieces(self) -> list[tuple[float, float]]:
+        """The strip columns [start, end) of each piece of ink at least TALL of a digit's
+        height: a digit, part of one, or touching digits."""
+        count, _, stats, _ = cv2.connectedComponentsWithStats(self.mask, connectivity=8)
+        height = digit_height(self.mask) or 1.0
+        return [
+            (MARGIN + x * self.per_pixel, MARGIN + (x + w) * self.per_pixel)
+            for x, _, w, h, _ in stats[1:]
+            if h >= TALL * height
+        ]
+
 
 def find_ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
     """The ink strength (H', W') 0..1 of an image of gray levels, its mask (uint8) with faint
@@ -81,6 +92,24 @@ def find_ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
     keep = np.unique(labels[strong > 0])
     mask = np.isin(labels, keep[keep > 0]).astype(np.uint8)
     return ink, _without_specks(mask), scale
+
+
+def ink_outside(gray: np.ndarray, cells: list[tuple[int, int, int, int]]) -> bool:
+    """Whether `gray` has ink at least TALL of a digit's height outside the boxes `cells`
+    [(x, y, w, h)]: a form some of whose boxes were not found."""
+    found = find_ink(gray)
+    if found is None:
+        return False
+    _, mask, scale = found
+    height = digit_height(mask) or 1.0
+    outside = mask.copy()
+    for x, y, w, h in cells:
+        top, left = int(y * scale), int(x * scale)
+        outside[
+            top : int(np.ceil((y + h) * scale)) + 1, left : int(np.ceil((x + w) * scale)) + 1
+        ] = 0
+    count, _, stats, _ = cv2.connectedComponentsWithStats(outside, connectivity=8)
+    return bool((stats[1:, cv2.CC_STAT_HEIGHT] >= TALL * height).any())
 
 
 def _working_scale(gray: np.ndarray) -> float:

@@ -4,7 +4,7 @@
     data        the MNIST files through paddle.vision, checked; the model's input spec
     fonts       the font files, split by family: training, validation, evaluation only
     synth       typeset digits and numbers, pen-on-paper renders
-    pages       ruled and squared paper, a form's boxes, a photographed page (for evaluation)
+    pages       ruled and squared paper, a form's boxes, a photographed page (evaluation, check)
     loader      the data a run trains and evaluates on: batches, augmentation, validation split
     optim       optimizer, learning-rate schedule, loss
     engine      train / fine-tune / resume: one setup path, then paddle.Model.fit

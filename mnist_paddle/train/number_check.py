@@ -4,8 +4,9 @@ what its answers' probabilities mean is fitted on them (`check_reader`).
 
 The numbers are made as the evaluation set makes its own (synth.py's renderers), from the run's
 *validation* digits (held out of every training) and in the *validation* fonts (held out of
-training, for choosing): handwritten numbers of 2-6 digits, long ones of 7-12, and typeset ones
-of 2-12. Never the test digits or the evaluation fonts.
+training, for choosing): handwritten numbers of 2-6 digits, long ones of 7-12, typeset ones of
+2-12, and handwritten ones of 2-6 in a form's boxes. Never the test digits or the evaluation
+fonts.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from mnist_paddle.fileio import DIR_MODE, write_json
 from mnist_paddle.models.line import HEIGHT
 from mnist_paddle.serving.inference import METADATA, read_metadata
 from mnist_paddle.serving.numbers import NumberReader, doubt, log_prob, number_prob
-from mnist_paddle.train import calibrate, strips, synth
+from mnist_paddle.train import calibrate, pages, strips, synth
 from mnist_paddle.train.export import add_model_files, check_logits
 from mnist_paddle.train.fonts import VALIDATION_FONTS, debian_fonts, training_fonts
 from mnist_paddle.train.rundir import Progress
 
-KINDS = {"handwritten": (2, 6), "long": (7, 12), "typeset": (2, 12)}  # digits per number
+# digits per number; "boxes": a form's boxes, a digit in each
+KINDS = {"handwritten": (2, 6), "long": (7, 12), "typeset": (2, 12), "boxes": (2, 6)}
 SEED = 7
 LINE = "line"  # -> line.json + line.pdiparams in the export folder
 STRIP_SPEC = paddle.static.InputSpec([None, 1, HEIGHT, None], "float32", "strip")
@@ -62,15 +64,17 @@ def staged_export(model_dir: Path, network, images, labels) -> Path:
 
 def check_reader(model_dir: Path, images, labels, check) -> dict:
     """Read `check.numbers` numbers of each kind (KINDS) with the export in `model_dir`, made of
-    `images` (validation digits, uint8, with their `labels`) or typeset in the validation fonts;
-    fit a number's probability of being right (a logistic in the doubt of its reading,
-    serving/numbers.number_prob) on them all, and choose the thresholds above which at most
-    `check.max_sure_error` of the numbers, and of the digits of numbers read at the right
-    length, are wrong. Returns {"read": {kind: share read whole}, "calibration": {...}}."""
+    `images` (validation digits, uint8, with their `labels`), typeset in the validation fonts, or
+    written in a form's boxes. On the numbers the line model read, fit a number's probability of
+    being right (a logistic in the doubt of its reading, serving/numbers.number_prob) and choose
+    the thresholds above which at most `check.max_sure_error` of the numbers, and of the digits
+    of numbers read at the right length, are wrong in each kind; on those read box by box, the
+    threshold for the product of the digits' probabilities. Returns {"read": {kind: share read
+    whole}, "calibration": {...}}."""
     reader = NumberReader(model_dir)
     fonts = debian_fonts(VALIDATION_FONTS)
     rng = np.random.default_rng(SEED)
-    kinds, right, log_probs, digit_probs, digit_right = [], [], [], [], []
+    kinds, right, boxed, log_probs, digit_kinds, digit_probs, digit_right = ([] for _ in range(7))
     progress = Progress(len(KINDS) * check.numbers, "  check: ", "number")
     for kind, (shortest, longest) in KINDS.items():
         for _ in range(check.numbers):
@@ -80,30 +84,50 @@ def check_reader(model_dir: Path, images, labels, check) -> dict:
             read, probs = (reading.digits, reading.probs) if reading else ([], [])
             kinds.append(kind)
             right.append(read == digits)
+            boxed.append(reading is not None and reading.strip is None)
             log_probs.append(log_prob(probs))
-            if len(read) == len(digits):
+            if len(read) == len(digits) and kind != "boxes" and not boxed[-1]:
+                digit_kinds += [kind] * len(probs)
                 digit_probs += probs
                 digit_right += [d == truth for d, truth in zip(read, digits)]
             progress.step()
-    kinds, right = np.array(kinds), np.array(right)
-    slope, intercept = calibrate.fit_logistic(doubt(log_probs), right)
+    kinds, right, boxed, log_probs = (np.array(v) for v in (kinds, right, boxed, log_probs))
+    line = (kinds != "boxes") & ~boxed
+    slope, intercept = calibrate.fit_logistic(doubt(log_probs[line]), right[line])
     fit = {"slope": slope, "intercept": intercept}
-    prob = number_prob(fit, np.array(log_probs))
-    fit["min_prob"] = calibrate.sure_threshold(prob, right, check.max_sure_error)
-    fit["digit_min_prob"] = calibrate.sure_threshold(
-        np.array(digit_probs), np.array(digit_right, bool), check.max_sure_error
+    prob = number_prob(fit, log_probs[line])
+    fit["min_prob"] = _strictest(prob, right[line], kinds[line], check.max_sure_error)
+    fit["digit_min_prob"] = _strictest(
+        np.array(digit_probs),
+        np.array(digit_right, bool),
+        np.array(digit_kinds),
+        check.max_sure_error,
     )
-    fit["ece"] = calibrate.calibration_error(prob, right)
-    fit |= calibrate.risk_coverage(prob, right, fit["min_prob"])
+    fit["box_min_prob"] = calibrate.sure_threshold(
+        np.exp(log_probs[boxed]), right[boxed], check.max_sure_error
+    )
+    fit["ece"] = calibrate.calibration_error(prob, right[line])
+    fit |= calibrate.risk_coverage(prob, right[line], fit["min_prob"])
     read = {kind: float(right[kinds == kind].mean()) for kind in KINDS}
     return {"read": read | {"numbers": check.numbers}, "calibration": fit}
 
 
+def _strictest(prob: np.ndarray, right: np.ndarray, kinds: np.ndarray, max_error: float) -> float:
+    """The highest of the kinds' thresholds (calibrate.sure_threshold): pooled, the typeset
+    numbers, nearly all read right, would let unsure handwritten ones through."""
+    return max(
+        calibrate.sure_threshold(prob[kinds == kind], right[kinds == kind], max_error)
+        for kind in np.unique(kinds)
+    )
+
+
 def _page(kind: str, digits: list[int], images, labels, fonts, rng) -> np.ndarray:
-    """A BGR page of the number `digits`: handwritten with validation digits of those labels,
-    or typeset in one of `fonts`."""
+    """A BGR page of the number `digits`: handwritten with validation digits of those labels
+    (on plain paper or in a form's boxes), or typeset in one of `fonts`."""
     if kind == "typeset":
         text = "".join(str(d) for d in digits)
         return synth.typeset_number(text, fonts[rng.integers(len(fonts))], rng)[0]
     picks = [rng.choice(np.flatnonzero(labels == d)) for d in digits]
+    if kind == "boxes":
+        return pages.handwritten("boxes", list(images[picks]), rng)
     return synth.number_on_paper(list(images[picks]), rng)[0]

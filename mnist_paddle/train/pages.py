@@ -2,9 +2,11 @@
 form, and printed numbers photographed at an angle with a shadow across the page.
 
 Each function takes ink already composed (a digit or a number: (H, W) coverage 0..1, and for
-boxes the digits apart) and returns a BGR page. bench/realworld.py makes the evaluation groups
-with them from MNIST *test* digits and the evaluation fonts; the reader's page cleaning
-(serving/page.py) was tuned on pages made from training digits and training fonts.
+boxes the digits apart) and returns a BGR page; `handwritten` writes MNIST digits on a page of
+one kind. bench/pages.py makes the evaluation groups with them from MNIST *test* digits and the
+evaluation fonts, the number stage's check (number_check.py) its boxed numbers from validation
+digits; the reader's page cleaning (serving/page.py) was tuned on pages made from training
+digits and training fonts.
 """
 
 from __future__ import annotations
@@ -12,12 +14,28 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from mnist_paddle.train.synth import compose
+from mnist_paddle.train.synth import compose, handwritten_number
 
+SCALE = (1.5, 5.0)  # MNIST's 28-px digits are written this many times larger
+MNIST_HEIGHT = 20  # px: an MNIST digit's ink is about this tall in its 28x28 frame
 PAPER = (200, 255)  # gray levels of paper, per channel
 LINE_COLOURS = [  # BGR: pale blue, grey, red (a margin), dark blue, black
     (230, 190, 150), (170, 170, 170), (90, 90, 220), (160, 90, 40), (40, 40, 40),
 ]  # fmt: skip
+
+
+def handwritten(kind: str, digits: list[np.ndarray], rng) -> np.ndarray:
+    """MNIST digits written on a page of `kind` (ruled, squared, boxes)."""
+    scale = rng.uniform(*SCALE)
+    height = MNIST_HEIGHT * scale
+    if kind == "boxes":
+        return boxes([_enlarged(_cropped(d), scale) for d in digits], height, rng)
+    if len(digits) == 1:
+        ink = _cropped(digits[0])
+    else:
+        ink, _ = handwritten_number(digits, rng)
+    page = ruled if kind == "ruled" else squared
+    return page(_enlarged(ink, scale), height, rng)
 
 
 def ruled(ink: np.ndarray, digit_height: float, rng) -> np.ndarray:
@@ -136,3 +154,14 @@ def _layers(ink: np.ndarray, lines: np.ndarray, line_colour, rng) -> np.ndarray:
         paper[None, None] * (1 - lines[..., None]) + line_colour[None, None] * lines[..., None]
     )
     return compose(ink, printed, pen, rng)  # the pen writes on the printed page
+
+
+def _cropped(digit: np.ndarray) -> np.ndarray:
+    """An MNIST digit (uint8) as ink 0..1, cropped to it."""
+    ink = digit.astype(np.float32) / 255.0
+    rows, cols = np.flatnonzero(ink.max(axis=1) > 0.1), np.flatnonzero(ink.max(axis=0) > 0.1)
+    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def _enlarged(ink: np.ndarray, scale: float) -> np.ndarray:
+    return cv2.resize(ink, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC).clip(0, 1)
