@@ -45,6 +45,19 @@ def test_a_rule_through_a_digit_goes_and_the_digit_stays():
     assert cleaned.removed[61, :80].all() and not cleaned.removed[40, 100]
 
 
+def test_rules_run_across_the_page_or_off_its_edge():
+    """A line across the page is a rule, and so is one the page cuts off (from its edge, half
+    the length is enough); a long stroke inside the page is not."""
+    marks = np.zeros((60, 200), np.uint8)
+    marks[10, :] = 1  # across
+    marks[30, :110] = 1  # from the left edge, past half the page
+    marks[50, 40:160] = 1  # inside: 60% of the page
+    darkness = marks.astype(np.float32) * 100
+    across, down = cleaning.find_rules(marks, darkness)
+    assert across[10].all() and across[30, :110].all()
+    assert not across[50].any() and not down.any()
+
+
 def test_a_blank_ruled_page_has_no_digit():
     rng = np.random.default_rng(0)
     blank = pages.ruled(np.zeros((60, 40), np.float32), 60.0, rng)

@@ -178,10 +178,10 @@ def _commands(r: dict) -> list[str]:
     if "number" in r:
         n = r["number"]
         lines.append("")
-        for kind in ("paper", "ruled"):
+        for kind, paper in (("paper", "plain"), ("ruled", "ruled")):
             t = n[kind]
             lines.append(
-                f"Reading a {n['digits']}-digit handwritten number on {kind} paper "
+                f"Reading a {n['digits']}-digit handwritten number on {paper} paper "
                 f"({t['pixels'][1]}x{t['pixels'][0]} px): {t['p50_ms']:.1f} ms median, "
                 f"{t['p99_ms']:.1f} ms p99 (process start excluded)."
             )
