@@ -149,18 +149,14 @@ class Recognizer:
         if device == "gpu":
             if tensorrt:  # the TensorRT program and its parameters, converted once and cached
                 files = gpu.tensorrt_model(files[0], self.meta, precision)
-            self._batch = self._create(gpu.gpu_config(*files))
+            self._batch = create_predictor(gpu.gpu_config(*files), self.model_dir)
             self._single = self._batch
         elif tensorrt:
             raise UserError("--tensorrt needs --device gpu")
         else:
-            self._batch = self._create(
-                cpu_config(*files, onednn=True, threads=threads or os.cpu_count() or 1)
-            )
-            self._single = self._create(cpu_config(*files, onednn=False, threads=1))
-
-    def _create(self, config: paddle_infer.Config) -> _Predictor:
-        return create_predictor(config, self.model_dir)
+            cores = threads or os.cpu_count() or 1
+            self._batch = create_predictor(cpu_config(*files, True, cores), self.model_dir)
+            self._single = create_predictor(cpu_config(*files, False, 1), self.model_dir)
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """(N, 1, 28, 28) float32 normalized images -> (N, classes) logits."""
