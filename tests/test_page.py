@@ -102,9 +102,11 @@ def test_ink_outside_the_boxes_found_is_told(digits):
     images, _ = digits
     rng = np.random.default_rng(2)
     page = gray(pages.boxes([ink_of(images[k]) for k in range(4)], 60.0, rng, True))
-    cells = cleaning.clean(page).cells
-    assert len(cells) == 4 and not strip.ink_outside(cleaning.clean(page).gray, cells)
-    assert strip.ink_outside(cleaning.clean(page).gray, cells[:3])
+    cleaned = cleaning.clean(page)
+    _, mask, scale = strip.find_ink(cleaned.gray)
+    cells = cleaned.cells
+    assert len(cells) == 4 and not strip.ink_outside(mask, scale, cells)
+    assert strip.ink_outside(mask, scale, cells[:3])
 
 
 def test_a_single_box_is_read_from_its_inside(digits):

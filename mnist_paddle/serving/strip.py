@@ -94,13 +94,10 @@ def find_ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
     return ink, _without_specks(mask), scale
 
 
-def ink_outside(gray: np.ndarray, cells: list[tuple[int, int, int, int]]) -> bool:
-    """Whether `gray` has ink at least TALL of a digit's height outside the boxes `cells`
-    [(x, y, w, h)]: a form some of whose boxes were not found."""
-    found = find_ink(gray)
-    if found is None:
-        return False
-    _, mask, scale = found
+def ink_outside(mask: np.ndarray, scale: float, cells: list[tuple[int, int, int, int]]) -> bool:
+    """Whether `mask` (find_ink's, of an image shrunk by `scale`) has ink at least TALL of a
+    digit's height outside the boxes `cells` [(x, y, w, h)] of the image: a form some of whose
+    boxes were not found."""
     height = digit_height(mask) or 1.0
     outside = mask.copy()
     for x, y, w, h in cells:

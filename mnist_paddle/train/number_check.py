@@ -74,7 +74,8 @@ def check_reader(model_dir: Path, images, labels, check) -> dict:
     reader = NumberReader(model_dir)
     fonts = debian_fonts(VALIDATION_FONTS)
     rng = np.random.default_rng(SEED)
-    kinds, right, boxed, log_probs, digit_kinds, digit_probs, digit_right = ([] for _ in range(7))
+    kinds, right, boxed, line, log_probs = [], [], [], [], []
+    digit_kinds, digit_probs, digit_right = [], [], []
     progress = Progress(len(KINDS) * check.numbers, "  check: ", "number")
     for kind, (shortest, longest) in KINDS.items():
         for _ in range(check.numbers):
@@ -85,14 +86,14 @@ def check_reader(model_dir: Path, images, labels, check) -> dict:
             kinds.append(kind)
             right.append(read == digits)
             boxed.append(reading is not None and reading.strip is None)
+            line.append(kind != "boxes" and not boxed[-1])  # read by the line model
             log_probs.append(log_prob(probs))
-            if len(read) == len(digits) and kind != "boxes" and not boxed[-1]:
+            if len(read) == len(digits) and line[-1]:
                 digit_kinds += [kind] * len(probs)
                 digit_probs += probs
                 digit_right += [d == truth for d, truth in zip(read, digits)]
             progress.step()
-    kinds, right, boxed, log_probs = (np.array(v) for v in (kinds, right, boxed, log_probs))
-    line = (kinds != "boxes") & ~boxed
+    kinds, right, boxed, line, log_probs = map(np.array, (kinds, right, boxed, line, log_probs))
     slope, intercept = calibrate.fit_logistic(doubt(log_probs[line]), right[line])
     fit = {"slope": slope, "intercept": intercept}
     prob = number_prob(fit, log_probs[line])
