@@ -142,6 +142,25 @@ def test_light_ink_on_an_evenly_lit_dark_ground_is_turned_over():
     assert cleaned[50, 48] < 60 and cleaned[5, 5] > 200
 
 
+def test_a_grid_along_the_border_does_not_turn_the_page_over():
+    """A squared page cut along its grid lines has dark print all round its border; the paper
+    is still the light ground (the page's median is, not the border's)."""
+    page = np.full((120, 120), 225.0, np.float32)
+    for k in range(0, 120, 24):
+        page[k : k + 2, :] = page[:, k : k + 2] = 90.0  # the grid, from the page's edge
+    page[-2:, :] = page[:, -2:] = 90.0
+    page[40:80, 58:63] = 20.0  # a 1
+    cleaned = cleaning.clean(page).gray
+    assert cleaned[60, 60] < 60 and cleaned[12, 12] > 200
+    assert (cleaned[0, 10:110] > 200).all()  # the grid went
+
+
+def test_quantiles_are_numpys():
+    values = np.random.default_rng(0).normal(size=(37, 23)).astype(np.float32)
+    qs = [0.0, 0.02, 0.5, 0.98, 1.0]
+    assert np.allclose(cleaning.quantiles(values, qs), np.quantile(values, qs), atol=1e-6)
+
+
 def test_debug_dir_shows_the_cleaned_page(exported, digits, tmp_path):
     images, _ = digits
     ink = np.pad(ink_of(images[0]), 40)
