@@ -69,6 +69,15 @@ def test_sure_threshold_is_the_lowest_with_few_enough_errors(top, correct, thres
         assert calibrate.risk_coverage(top, correct, t)["sure_error"] <= calibrate.MAX_SURE_ERROR
 
 
+def test_a_margin_asks_for_more_evidence():
+    """Twenty answers all right meet 1% on their face, not once counted half a standard error
+    high (Wilson's bound); a hundred do."""
+    top = np.linspace(0.99, 0.5, 100)
+    assert calibrate.sure_threshold(top[:20], np.ones(20, bool), 0.01) == pytest.approx(top[19])
+    assert calibrate.sure_threshold(top[:20], np.ones(20, bool), 0.01, margin=0.5) == 1.0
+    assert calibrate.sure_threshold(top, np.ones(100, bool), 0.01, margin=0.5) == top[-1]
+
+
 def test_a_threshold_keeps_ties_together():
     # two answers at 0.9, one of them wrong: 0.9 cannot be the threshold (50% wrong)
     top = np.array([0.99, 0.9, 0.9])

@@ -16,7 +16,7 @@ from mnist_paddle.errors import UserError
 from mnist_paddle.models.line import LineModel
 from mnist_paddle.serving import numbers as reading
 from mnist_paddle.serving.inference import softmax
-from mnist_paddle.serving.numbers import NumberReader, decode
+from mnist_paddle.serving.numbers import LONG, UNREAD, NumberReader, decode
 from mnist_paddle.serving.strip import HEIGHT, STRIDE
 from mnist_paddle.train import numbers, pages, strips
 from mnist_paddle.train.data import mnist_files, read_idx
@@ -91,14 +91,16 @@ def test_the_export_gains_the_line_model(number_export):
     assert record["read"]["numbers"] == 10
     assert set(record["read"]) >= {"handwritten", "long", "typeset", "boxes"}
     fit = record["calibration"]
-    assert {"slope", "intercept", "min_prob", "digit_min_prob", "box_min_prob", "ece"} <= set(fit)
+    keys = {"slope", "intercept", "min_prob", "long_min_prob", "digit_min_prob", "box_min_prob"}
+    assert keys <= set(fit)
     assert np.isfinite([fit["slope"], fit["intercept"]]).all() and 0 <= fit["min_prob"] <= 1
     assert not list(number_export.parent.glob(".inference-*"))  # no staging folder left
 
 
 def test_the_reader_answers_with_the_fitted_probability(number_export):
     """A number's prob is the logistic fitted at the check, in the doubt of its digits' joint
-    probability; sure from the fitted threshold on."""
+    probability; sure from the fitted threshold on (a long number's own), unless the line model
+    saw a digit it did not read."""
     reader = NumberReader(number_export)
     images = read_idx(mnist_files(DATA, "test")[0])
     ink = np.hstack([images[k] / 255.0 for k in (0, 1, 2)])
@@ -110,7 +112,8 @@ def test_the_reader_answers_with_the_fitted_probability(number_export):
     doubt = np.log(1e-4 - sum(np.log(p) for p in reading.probs)) if reading.probs else np.log(100)
     expected = 1 / (1 + np.exp(-(fit["slope"] * doubt + fit["intercept"])))
     assert result["prob"] == pytest.approx(expected, abs=1e-4)
-    assert result["sure"] == (expected >= fit["min_prob"])
+    least = fit["long_min_prob" if len(reading.digits) >= LONG else "min_prob"]
+    assert result["sure"] == (expected >= least and reading.unread < UNREAD)
 
 
 def test_a_forms_number_is_sure_from_the_box_threshold(number_export, monkeypatch):
@@ -140,7 +143,7 @@ def test_a_calibration_from_an_older_check_is_refused(number_export, tmp_path):
     copy = tmp_path / "inference"
     shutil.copytree(number_export, copy)
     meta = json.loads((copy / "metadata.json").read_text())
-    del meta["line_model"]["calibration"]["box_min_prob"]
+    del meta["line_model"]["calibration"]["long_min_prob"]
     (copy / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(UserError, match="not calibrated as this version reads"):
         NumberReader(copy).read(np.full((60, 200), 230.0, np.float32))

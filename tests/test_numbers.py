@@ -66,6 +66,20 @@ def test_each_digit_keeps_its_steps_and_its_best_probability():
     assert decode(p) == [Digit(5, 1.0, (1, 2)), Digit(3, pytest.approx(p[5, 4]), (5, 5))]
 
 
+def test_a_digit_seen_away_from_those_read_is_unread():
+    """The most any step more than one step away from the digits read gives a digit; a
+    digit's own edges (the step next to it) do not count."""
+    p = probs_of("--7------")
+    p[4] = [0.6, 0, 0.4, 0, 0, 0, 0, 0, 0, 0, 0]  # a 1, mostly not seen, two steps off
+    read = decode(p)
+    assert [d.digit for d in read] == [7]
+    assert numbers.unread(read, p) == pytest.approx(0.4)
+    p[3] = p[4]
+    p[4] = probs_of("-")[0]  # the same, next to the 7
+    assert numbers.unread(read, p) == pytest.approx(1 - p[4:, 0].min())
+    assert numbers.unread(decode(probs_of("333")), probs_of("333")) == 0.0  # no step left
+
+
 def test_the_digits_columns_meet_half_way():
     digits = [Digit(1, 0.9, (2, 2)), Digit(2, 0.9, (6, 8))]  # centres at columns 10 and 30
     assert numbers.digit_columns(digits, 48) == [(0.0, 20.0), (20.0, 48.0)]

@@ -25,8 +25,8 @@ from mnist_paddle.digits import normalize
 from mnist_paddle.errors import UserError, first_line
 from mnist_paddle.fileio import atomic_path
 from mnist_paddle.serving import gpu
+from mnist_paddle.serving.debug import picture
 from mnist_paddle.serving.onnx import OnnxPredictor
-from mnist_paddle.serving.page import picture
 from mnist_paddle.serving.preprocess import NO_DIGIT, page_digit, read_gray
 
 METADATA = "metadata.json"

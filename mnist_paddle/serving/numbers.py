@@ -31,8 +31,8 @@ import cv2
 import numpy as np
 
 from mnist_paddle.errors import UserError
-from mnist_paddle.fileio import atomic_path
 from mnist_paddle.serving import gpu
+from mnist_paddle.serving.debug import write_debug
 from mnist_paddle.serving.inference import (
     Recognizer,
     checked_file,
@@ -41,7 +41,7 @@ from mnist_paddle.serving.inference import (
     read_metadata,
     softmax,
 )
-from mnist_paddle.serving.page import Page, clean, picture
+from mnist_paddle.serving.page import Page, clean
 from mnist_paddle.serving.preprocess import NO_DIGIT, ink_to_mnist, read_gray, to_mnist
 from mnist_paddle.serving.strip import STRIDE, Strip, find_ink, ink_outside, make_strip
 
@@ -51,6 +51,10 @@ BLANK = 0  # the line model's class 0; digit d is class d + 1
 DOUBT_FLOOR = 1e-4
 NOTHING_READ = -100.0  # log-probability of a reading of no digit at all
 WHOLE = 0.75  # a piece of ink with this share of its width in one digit's columns is that digit's
+# a number is never sure when the line model gives a digit this much at a step away from every
+# digit read (most sure numbers read wrong lost a digit pressed into its neighbour this way)
+UNREAD = 0.01
+LONG = 7  # numbers read with this many digits or more are sure from a threshold of their own
 
 
 class Digit(NamedTuple):
@@ -73,6 +77,7 @@ class Reading(NamedTuple):
     cuts: list[np.ndarray]  # each digit as the digit model saw it, (28, 28)
     page: Page  # the page cleaned
     strip: Strip | None  # what the line model read (None: the digits were in a form's boxes)
+    unread: float = 0.0  # the most the line model gave a digit at a step away from those read
 
 
 class NumberReader:
@@ -121,7 +126,7 @@ class NumberReader:
             digits.append(int(both.argmax()))
             probs.append(float(both.max()))
         boxes = [strip.box(*c) for c in columns]
-        return Reading(digits, probs, boxes, cuts, page, strip)
+        return Reading(digits, probs, boxes, cuts, page, strip, unread(read, steps))
 
     def _boxes(self, page: Page) -> Reading | None:
         """A form: each box with ink in it holds one digit, read by the digit model alone."""
@@ -141,7 +146,7 @@ class NumberReader:
         """{"number", "prob", "sure", "digits": [{"digit", "prob", "sure", "box"}], "reading"}
         for the number in the gray image `gray` (`reading`: what the models saw, for
         --debug-dir), or None when it has no ink."""
-        if "box_min_prob" not in (self.calibration or {}):  # none, or from an older check
+        if "long_min_prob" not in (self.calibration or {}):  # none, or from an older check
             raise UserError(
                 f"{self.model_dir}: the line model is not calibrated as this version reads; "
                 "train it again (python tools/train_numbers.py -c configs/numbers/quick.yml)"
@@ -155,7 +160,8 @@ class NumberReader:
             sure = prob >= fit["box_min_prob"]
         else:
             digit_min, prob = fit["digit_min_prob"], number_prob(fit, log_prob(reading.probs))
-            sure = prob >= fit["min_prob"]
+            least = fit["long_min_prob" if len(reading.digits) >= LONG else "min_prob"]
+            sure = prob >= least and reading.unread < UNREAD
         return {
             "number": "".join(str(d) for d in reading.digits),
             "prob": round(prob, 4),
@@ -219,6 +225,15 @@ def missed_digits(read: list[Digit], steps: np.ndarray, strip: Strip) -> list[Di
     return sorted(read + added, key=lambda d: sum(d.steps)) if added else read
 
 
+def unread(read: list[Digit], steps: np.ndarray) -> float:
+    """The highest probability of any digit at the (T, 11) `steps` more than one step away
+    from every digit `read` (0 when there is no such step)."""
+    near = np.zeros(len(steps), bool)
+    for d in read:
+        near[max(0, d.steps[0] - 1) : d.steps[1] + 2] = True
+    return float(1 - steps[~near, BLANK].min()) if not near.all() else 0.0
+
+
 def log_prob(probs: list[float]) -> float:
     """The log-probability of a reading: its digits' probabilities together (no digit read in
     ink: as good as impossible)."""
@@ -245,34 +260,6 @@ def digit_columns(digits: list[Digit], width: int) -> list[tuple[float, float]]:
     centres = [d.centre for d in digits]
     bounds = [0.0] + [(a + b) / 2 for a, b in zip(centres, centres[1:])] + [float(width)]
     return list(zip(bounds, bounds[1:]))
-
-
-def write_debug(debug_dir: Path, index: int, name: str, gray: np.ndarray, result: dict) -> None:
-    """What the reader saw, into `debug_dir`: the input beside the cleaned page (`_page`), the
-    strip the line model read (`_strip`), each digit as the digit model saw it (`_digitK`), and
-    the input with the digits' boxes drawn (`_boxes`)."""
-    stem = Path(debug_dir) / f"{index:04d}_{name}"
-    reading = result["reading"]
-    pictures = {"page": picture(gray, reading.page)}
-    if reading.strip is not None:
-        pictures["strip"] = (255 * reading.strip.pixels).round().astype(np.uint8)
-    for k, cut in enumerate(reading.cuts):
-        pictures[f"digit{k}"] = cut.round().astype(np.uint8)
-    overview = cv2.cvtColor(np.clip(gray, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
-    thickness = max(1, round(max(gray.shape) / 300))
-    for d in result["digits"]:
-        x, y, w, h = d["box"]
-        color = (0, 160, 0) if d["sure"] else (0, 0, 220)
-        cv2.rectangle(overview, (x, y), (x + w - 1, y + h - 1), color, thickness)
-        font = max(0.4, h / 60)
-        place = (x, max(0, y - 3))
-        cv2.putText(
-            overview, str(d["digit"]), place, cv2.FONT_HERSHEY_SIMPLEX, font, color, thickness
-        )
-    pictures["boxes"] = overview
-    for suffix, image in pictures.items():
-        with atomic_path(stem.with_name(f"{stem.name}_{suffix}.png")) as tmp:
-            cv2.imwrite(str(tmp), image)
 
 
 def read_numbers(reader: NumberReader, items: list, debug_dir: Path | None = None) -> list[dict]:

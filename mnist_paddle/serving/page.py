@@ -6,9 +6,9 @@ pages with a shadow across them. `clean` takes those away, for single digits and
 1. uneven light (`flatten`): the paper's brightness is estimated locally (the page with its
    strokes closed over, at a coarse scale) and divided out, so a shadow's edge is no stroke;
    a page lit evenly is left as it is;
-2. a form's boxes (`find_boxes`): pieces of print that close into a rectangle, or a comb of them
-   (walls across the whole height between its top and bottom edges); each box is a cell, its
-   content read as one digit, and the printed walls go;
+2. a form's boxes (forms.find_boxes): pieces of print that close into a rectangle, or a comb of
+   them (walls across the whole height between its top and bottom edges); each box is a cell,
+   its content read as one digit, and the printed walls go;
 3. printed rules (`find_rules`): straight, thin lines across (almost) the whole page, in any
    colour: a ruled page's lines, a squared page's grid, a margin. They are removed where they
    run alone; where a stroke crosses a rule, the stroke is kept (ink just above and below the
@@ -20,22 +20,19 @@ photo of digits on plain paper.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import cv2
-import math
-
 import numpy as np
+
+from mnist_paddle.serving.forms import BOX_SIZE, find_boxes, runs
 
 COARSE = 64  # px: the shorter side of the copy the paper's brightness is estimated on
 CLOSE = 0.25  # the closing's size, a share of that side: wider than any stroke
 UNEVEN = 0.12  # paper whose brightness varies by less than this share is left as it is
 RULE_LENGTH = 0.85  # a rule runs across at least this share of the page
 RULE_THICKNESS = 0.06  # ... and is no thicker than this share of the page's other side (>= 3 px)
-WALL = 0.93  # a box's walls are printed along this share of their length (a digit's widest
-# row inside a box, with the two walls it spans between, covers less)
-BOX_SIZE = 12  # px: the smallest box
-TILT = 0.05  # a box's walls may drift this share of their length off the axis (about 3 degrees)
 DETECT = 256  # px: print is looked for on a copy whose shorter side is at most this
 
 
@@ -233,102 +230,5 @@ def _without_rules(darkness: np.ndarray, across: np.ndarray, down: np.ndarray) -
 
 def _thickness(mask: np.ndarray, horizontal: bool) -> float:
     """The typical thickness in pixels of the rules in `mask` (rows for horizontal ones)."""
-    runs = _runs(np.flatnonzero(mask.any(axis=1 if horizontal else 0)))
-    return float(np.median([b - a for a, b in runs])) if runs else 1.0
-
-
-def find_boxes(marks: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], list]:
-    """The printed walls of a form's boxes (uint8 masks: those along, those across the row)
-    and the cells [(x, y, w, h)] they make, left to right, each reaching into its walls (a
-    digit written over a wall is still in its cell). A form's boxes: a piece of print walled on
-    all four sides, with exactly one wall along the top and one along the bottom (a squared
-    page's grid has more), split into cells by the walls that run down its whole height."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(marks, connectivity=8)
-    walls_across, walls_down = np.zeros_like(marks), np.zeros_like(marks)
-    cells = []
-    for piece in range(1, count):
-        x, y, w, h, _ = stats[piece]
-        if min(w, h) < BOX_SIZE:
-            continue
-        mine = labels[y : y + h, x : x + w] == piece
-        edge = max(2, round(0.1 * min(w, h)))
-        if not _framed(mine, edge + max(3, round(TILT * w)), edge + max(3, round(TILT * h))):
-            continue
-        # a wall a few degrees off the axis still covers its rows once thickened along them
-        tall = cv2.dilate(mine.astype(np.uint8), np.ones((max(3, round(TILT * w)), 1), np.uint8))
-        wide = cv2.dilate(mine.astype(np.uint8), np.ones((1, max(3, round(TILT * h))), np.uint8))
-        across = _runs(np.flatnonzero(tall.mean(axis=1) >= WALL))
-        down = _runs(np.flatnonzero(wide.mean(axis=0) >= WALL))
-        walled = (
-            len(across) == 2
-            and across[0][0] <= edge
-            and across[1][1] >= h - edge
-            and len(down) >= 2
-            and down[0][0] <= edge
-            and down[-1][1] >= w - edge
-        )
-        if not walled:
-            continue
-        for (_, left), (right, _) in zip(down, down[1:]):
-            if right - left >= 0.3 * h:  # a cell, not the gap between two walls
-                cells.append(_cell(down, across, left, right, x, y, marks.shape))
-        for wall, runs, row in ((walls_across, across, True), (walls_down, down, False)):
-            band = np.zeros_like(mine)
-            for a, b in runs:
-                if row:
-                    band[a:b] = True
-                else:
-                    band[:, a:b] = True
-            wall[y : y + h, x : x + w] |= (mine & band).astype(np.uint8)
-    return (walls_across, walls_down), sorted(cells)
-
-
-def _framed(piece: np.ndarray, rows: int, columns: int) -> bool:
-    """Whether a piece (bool mask) may be walled: its first and last `rows` rows cover WALL
-    of its width, and its first and last `columns` columns WALL of its height (a quick test
-    before the walls are looked for: most pieces are strokes)."""
-    return all(
-        band.any(axis=axis).mean() >= WALL
-        for band, axis in (
-            (piece[:rows], 0),
-            (piece[-rows:], 0),
-            (piece[:, :columns], 1),
-            (piece[:, -columns:], 1),
-        )
-    )
-
-
-def _cell(down, across, left: int, right: int, x: int, y: int, shape) -> tuple[int, ...]:
-    """The cell between walls ending at `left` and starting at `right` (columns of the piece at
-    x, y): out to the middle of its side walls, and past its top and bottom walls by a fifth of
-    its height, where a digit's stroke may reach."""
-    wall_left = next(a for a, b in down if b == left)
-    wall_right = next(b for a, b in down if a == right)
-    lo, hi = x + (wall_left + left) // 2, x + (right + wall_right) // 2
-    top, bottom = across[0][0], across[1][1]
-    reach = (bottom - top) // 5
-    top, bottom = max(0, y + top - reach), min(shape[0], y + bottom + reach)
-    return (int(lo), int(top), int(hi - lo), int(bottom - top))
-
-
-def _runs(indices: np.ndarray) -> list[tuple[int, int]]:
-    """Consecutive runs of sorted `indices` as [start, end) pairs."""
-    if not len(indices):
-        return []
-    breaks = np.flatnonzero(np.diff(indices) > 1)
-    starts = np.concatenate([[indices[0]], indices[breaks + 1]])
-    ends = np.concatenate([indices[breaks] + 1, [indices[-1] + 1]])
-    return list(zip(starts.tolist(), ends.tolist()))
-
-
-def picture(gray: np.ndarray, page: Page) -> np.ndarray:
-    """A BGR picture of the cleaning, for --debug-dir: the input with what was removed in red,
-    beside the cleaned page with the boxes' cells outlined."""
-    before = cv2.cvtColor(np.clip(gray, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
-    if page.removed is not None:
-        before[page.removed > 0] = (0, 0, 255)
-    after = cv2.cvtColor(np.clip(page.gray, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
-    for x, y, w, h in page.cells:
-        cv2.rectangle(after, (x, y), (x + w - 1, y + h - 1), (0, 160, 0), 1)
-    gap = np.full((gray.shape[0], 8, 3), 128, np.uint8)
-    return np.hstack([before, gap, after])
+    bands = runs(np.flatnonzero(mask.any(axis=1 if horizontal else 0)))
+    return float(np.median([b - a for a, b in bands])) if bands else 1.0

@@ -42,9 +42,9 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from mnist_paddle.serving.debug import picture
 from mnist_paddle.serving.inference import Recognizer
 from mnist_paddle.serving.numbers import NumberReader
-from mnist_paddle.serving.page import picture
 from mnist_paddle.serving.preprocess import (
     NO_DIGIT,
     NotAnImage,

@@ -79,17 +79,30 @@ def reliability(top: np.ndarray, correct: np.ndarray, bins: int = BINS) -> list[
 
 
 def sure_threshold(
-    top: np.ndarray, correct: np.ndarray, max_error: float = MAX_SURE_ERROR
+    top: np.ndarray, correct: np.ndarray, max_error: float = MAX_SURE_ERROR, margin: float = 0.0
 ) -> float:
     """The lowest top probability t such that the answers with top >= t are wrong at most
-    `max_error` of the time; 1.0 when even the most confident answers are wrong more often."""
+    `max_error` of the time; 1.0 when even the most confident answers are wrong more often.
+    With a `margin`, their error rate is first raised by that many standard errors (Wilson's
+    upper bound): chosen on a few hundred answers, the lowest threshold that just meets
+    `max_error` there misses it on the next answers about half the time."""
     order = np.argsort(-top, kind="stable")
     top, wrong = top[order], ~correct[order]
-    error_rate = np.cumsum(wrong) / np.arange(1, len(top) + 1)  # among the i+1 most confident
+    counts = np.arange(1, len(top) + 1)
+    error_rate = _upper_bound(np.cumsum(wrong) / counts, counts, margin)  # among the most sure
     # a threshold keeps every answer tied with it, so look at the last answer of each value
     last_of_value = np.append(top[1:] != top[:-1], True)
     ok = np.flatnonzero(last_of_value & (error_rate <= max_error))
     return float(top[ok[-1]]) if len(ok) else 1.0
+
+
+def _upper_bound(rate: np.ndarray, counts: np.ndarray, z: float) -> np.ndarray:
+    """Wilson's upper bound, `z` standard errors up, of error rates measured on `counts`
+    answers (the rates themselves at z = 0)."""
+    if z == 0:
+        return rate
+    spread = np.sqrt(rate * (1 - rate) / counts + z * z / (4 * counts * counts))
+    return (rate + z * z / (2 * counts) + z * spread) / (1 + z * z / counts)
 
 
 def risk_coverage(top: np.ndarray, correct: np.ndarray, threshold: float) -> dict:

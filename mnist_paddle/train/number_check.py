@@ -22,7 +22,7 @@ import paddle
 from mnist_paddle.fileio import DIR_MODE, write_json
 from mnist_paddle.models.line import HEIGHT
 from mnist_paddle.serving.inference import METADATA, read_metadata
-from mnist_paddle.serving.numbers import NumberReader, doubt, log_prob, number_prob
+from mnist_paddle.serving.numbers import LONG, UNREAD, NumberReader, doubt, log_prob, number_prob
 from mnist_paddle.train import calibrate, pages, strips, synth
 from mnist_paddle.train.export import add_model_files, check_logits
 from mnist_paddle.train.fonts import VALIDATION_FONTS, debian_fonts, training_fonts
@@ -67,14 +67,15 @@ def check_reader(model_dir: Path, images, labels, check) -> dict:
     `images` (validation digits, uint8, with their `labels`), typeset in the validation fonts, or
     written in a form's boxes. On the numbers the line model read, fit a number's probability of
     being right (a logistic in the doubt of its reading, serving/numbers.number_prob) and choose
-    the thresholds above which at most `check.max_sure_error` of the numbers, and of the digits
-    of numbers read at the right length, are wrong in each kind; on those read box by box, the
-    threshold for the product of the digits' probabilities. Returns {"read": {kind: share read
-    whole}, "calibration": {...}}."""
+    the thresholds above which at most `check.max_sure_error` of the numbers (counted
+    `check.margin` standard errors high), and of the digits of numbers read at the right length,
+    are wrong in each kind; a number in which the line model saw a digit it did not read is never
+    sure. On those read box by box, the threshold for the product of the digits' probabilities.
+    Returns {"read": {kind: share read whole}, "calibration": {...}}."""
     reader = NumberReader(model_dir)
     fonts = debian_fonts(VALIDATION_FONTS)
     rng = np.random.default_rng(SEED)
-    kinds, right, boxed, line, log_probs = [], [], [], [], []
+    kinds, lengths, right, boxed, line, log_probs, clear = [], [], [], [], [], [], []
     digit_kinds, digit_probs, digit_right = [], [], []
     progress = Progress(len(KINDS) * check.numbers, "  check: ", "number")
     for kind, (shortest, longest) in KINDS.items():
@@ -84,41 +85,53 @@ def check_reader(model_dir: Path, images, labels, check) -> dict:
             reading = reader.reading(cv2.cvtColor(page, cv2.COLOR_BGR2GRAY).astype(np.float32))
             read, probs = (reading.digits, reading.probs) if reading else ([], [])
             kinds.append(kind)
+            lengths.append(len(read))
             right.append(read == digits)
             boxed.append(reading is not None and reading.strip is None)
             line.append(kind != "boxes" and not boxed[-1])  # read by the line model
             log_probs.append(log_prob(probs))
+            clear.append(reading is not None and reading.unread < UNREAD)
             if len(read) == len(digits) and line[-1]:
                 digit_kinds += [kind] * len(probs)
                 digit_probs += probs
                 digit_right += [d == truth for d, truth in zip(read, digits)]
             progress.step()
-    kinds, right, boxed, line, log_probs = map(np.array, (kinds, right, boxed, line, log_probs))
+    kinds, lengths, right, boxed, line, log_probs, clear = map(
+        np.array, (kinds, lengths, right, boxed, line, log_probs, clear)
+    )
     slope, intercept = calibrate.fit_logistic(doubt(log_probs[line]), right[line])
     fit = {"slope": slope, "intercept": intercept}
     prob = number_prob(fit, log_probs[line])
-    fit["min_prob"] = _strictest(prob, right[line], kinds[line], check.max_sure_error)
+    may_be_sure = np.where(clear[line], prob, 0.0)  # a digit seen but not read: never sure
+    # the reader can tell how many digits it read, not whether they were handwritten
+    long, hand = lengths[line] >= LONG, np.where(kinds[line] == "typeset", "typeset", "hand")
+    for key, part in (("min_prob", ~long), ("long_min_prob", long)):
+        fit[key] = _strictest(may_be_sure[part], right[line][part], hand[part], check)
     fit["digit_min_prob"] = _strictest(
-        np.array(digit_probs),
-        np.array(digit_right, bool),
-        np.array(digit_kinds),
-        check.max_sure_error,
+        np.array(digit_probs), np.array(digit_right, bool), np.array(digit_kinds), check
     )
     fit["box_min_prob"] = calibrate.sure_threshold(
-        np.exp(log_probs[boxed]), right[boxed], check.max_sure_error
+        np.exp(log_probs[boxed]), right[boxed], check.max_sure_error, check.margin
     )
     fit["ece"] = calibrate.calibration_error(prob, right[line])
-    fit |= calibrate.risk_coverage(prob, right[line], fit["min_prob"])
+    above = may_be_sure - np.where(long, fit["long_min_prob"], fit["min_prob"])  # sure: >= 0
+    fit |= calibrate.risk_coverage(above, right[line], 0.0)
     read = {kind: float(right[kinds == kind].mean()) for kind in KINDS}
     return {"read": read | {"numbers": check.numbers}, "calibration": fit}
 
 
-def _strictest(prob: np.ndarray, right: np.ndarray, kinds: np.ndarray, max_error: float) -> float:
-    """The highest of the kinds' thresholds (calibrate.sure_threshold): pooled, the typeset
-    numbers, nearly all read right, would let unsure handwritten ones through."""
+def _strictest(prob: np.ndarray, right: np.ndarray, kinds: np.ndarray, check) -> float:
+    """The highest of the kinds' thresholds (calibrate.sure_threshold, with the check's margin):
+    pooled, the typeset numbers, nearly all read right, would let unsure handwritten ones
+    through."""
     return max(
-        calibrate.sure_threshold(prob[kinds == kind], right[kinds == kind], max_error)
-        for kind in np.unique(kinds)
+        (
+            calibrate.sure_threshold(
+                prob[kinds == kind], right[kinds == kind], check.max_sure_error, check.margin
+            )
+            for kind in np.unique(kinds)
+        ),
+        default=1.0,  # none read: none sure
     )
 
 

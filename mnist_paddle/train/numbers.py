@@ -79,6 +79,7 @@ class NumbersTrain:
 class NumbersCheck:
     numbers: int = 300  # numbers of each kind read at the end, to check and calibrate on
     max_sure_error: float = 0.01  # at most this share of the numbers answered sure are wrong
+    margin: float = 0.5  # ... their error counted this many standard errors high (docs/numbers.md)
 
 
 @dataclass
@@ -110,6 +111,7 @@ class NumbersConfig:
             ("train.processes", self.train.processes >= 0, ">= 0 (0: one per core)"),
             ("check.numbers", self.check.numbers >= 10, ">= 10"),
             ("check.max_sure_error", 0 < self.check.max_sure_error < 1, "between 0 and 1"),
+            ("check.margin", self.check.margin >= 0, ">= 0"),
         ]  # fmt: skip
 
 
