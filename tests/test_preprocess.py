@@ -57,6 +57,18 @@ def test_texture_noise_and_specks_are_ignored():
     assert 20 <= ink_box(digit)[0] <= 21  # the speck did not stretch the crop
 
 
+def test_a_lone_digits_pieces_lie_together():
+    """Beside one digit, a stroke far from it (what a shadow's edge or a rule's end leaves) is
+    not part of it; a piece of the digit a little apart from the rest (a 5's bar) is."""
+    page = np.full((120, 160), 230.0, np.float32)
+    page[30:90, 70:78] = 20.0  # the digit's stem
+    alone = to_mnist(page.copy())
+    page[10:110, 150:153] = 20.0  # far: a thin bar at the page's edge
+    assert np.abs(to_mnist(page.copy()) - alone).max() < 1
+    page[22:27, 70:100] = 20.0  # near: a bar just above the stem, not touching it
+    assert ink_box(to_mnist(page)) != ink_box(alone)
+
+
 def test_blank_page_has_no_digit():
     rng = np.random.default_rng(0)
     assert to_mnist(np.full((100, 100), 240.0)) is None

@@ -44,6 +44,7 @@ MIN_CONTRAST = 24.0  # gray levels between ink and background below which there 
 STROKE, THIN_STROKE = 2.25, 1.9
 SATURATED = 0.55  # in MNIST, 56% of the pixels at half strength or more are at full (>= 250)
 SPECK = 0.05  # ink blobs smaller than this fraction of the largest are dropped
+APART = 0.5  # a lone digit's pieces lie closer to its largest than this share of that one's size
 NO_DIGIT = "no digit found (the image has no ink)"
 
 
@@ -160,7 +161,7 @@ def to_mnist(gray: np.ndarray) -> np.ndarray | None:
     ink = ink_strength(gray)
     if ink is None:
         return None
-    mask = digit_mask(ink)
+    mask = digit_mask(ink, alone=True)
     if mask is None:
         return None
     return ink_to_mnist(ink, mask)
@@ -208,8 +209,9 @@ def ink_strength(gray: np.ndarray) -> np.ndarray | None:
     return np.clip(ink, 0.0, 1.0, out=ink)
 
 
-def digit_mask(ink: np.ndarray) -> np.ndarray | None:
-    """uint8 mask of the digit's pixels: strong ink, without specks far smaller than the digit."""
+def digit_mask(ink: np.ndarray, alone: bool = False) -> np.ndarray | None:
+    """uint8 mask of the digits' pixels: strong ink, without specks far smaller than a digit;
+    `alone` (one digit): without pieces APART from its largest (a shadow's edge, a rule's end)."""
     strength = ink * 255
     level, _ = cv2.threshold(strength.astype(np.uint8), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     mask = (strength > max(level, 255 * 0.25)).astype(np.uint8)
@@ -222,6 +224,11 @@ def digit_mask(ink: np.ndarray) -> np.ndarray | None:
         return None
     areas = stats[1:, cv2.CC_STAT_AREA]
     keep = areas >= SPECK * areas.max()
+    if alone:
+        x, y, w, h = stats[1 + int(areas.argmax()), :4]
+        left, top, right, bottom = stats[1:, 0], stats[1:, 1], *(stats[1:, :2] + stats[1:, 2:4]).T
+        gap = np.maximum.reduce([x - right, left - (x + w), y - bottom, top - (y + h)])
+        keep &= gap <= APART * max(w, h)  # the largest itself: gap < 0
     if keep.all():
         return mask
     return np.concatenate([[0], keep]).astype(np.uint8)[labels]
