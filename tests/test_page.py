@@ -45,6 +45,14 @@ def test_a_rule_through_a_digit_goes_and_the_digit_stays():
     assert cleaned.removed[61, :80].all() and not cleaned.removed[40, 100]
 
 
+def test_a_rules_soft_edges_are_not_joined_across_it():
+    """A blank squared page (this one's rules have soft edges that are not all part of the rule)
+    is left with next to no dark pixels: the edges are not strokes joined across the rules."""
+    page = gray(pages.squared(np.zeros((60, 40), np.float32), 60.0, np.random.default_rng(7)))
+    cleaned = cleaning.clean(page).gray
+    assert np.count_nonzero(np.median(cleaned) - cleaned > 25) < 20  # 26 when they were joined
+
+
 def test_rules_run_across_the_page_or_off_its_edge():
     """A line across the page is a rule, and so is one the page cuts off (from its edge, half
     the length is enough); a long stroke inside the page is not."""

@@ -216,8 +216,9 @@ def _without_rules(darkness: np.ndarray, across: np.ndarray, down: np.ndarray) -
         total = np.where(mask > 0, darkness, 0).sum(axis=axis, keepdims=True)
         level = total / np.maximum(np.count_nonzero(mask, axis=axis, keepdims=True), 1)
         out = np.where(mask > 0, np.maximum(out - level, 0), out)
-    rules = (across | down) > 0
-    strokes = np.where(rules, 0, out).astype(np.float32)
+    # the strokes either side, not the rules' own soft edges (the pixel next to them)
+    near_rules = cv2.dilate(across | down, np.ones((3, 3), np.uint8)) > 0
+    strokes = np.where(near_rules, 0, out).astype(np.float32)
     for mask, horizontal in ((across, True), (down, False)):
         if not mask.any():
             continue
