@@ -15,8 +15,9 @@ from conftest import DATA, ROOT, assert_one_line_error, number_overrides, run_to
 from mnist_paddle.errors import UserError
 from mnist_paddle.models.line import LineModel
 from mnist_paddle.serving import numbers as reading
+from mnist_paddle.serving.ctc import decode
 from mnist_paddle.serving.inference import softmax
-from mnist_paddle.serving.numbers import LONG, UNREAD, NumberReader, decode
+from mnist_paddle.serving.numbers import LONG, UNREAD, NumberReader
 from mnist_paddle.serving.strip import HEIGHT, STRIDE
 from mnist_paddle.train import numbers, pages, strips
 from mnist_paddle.train.data import mnist_files, read_idx

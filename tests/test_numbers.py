@@ -13,8 +13,9 @@ from conftest import DATA, assert_one_line_error, run_tool, start_server
 
 from mnist_paddle.bench.numbers import GROUPS, scores
 from mnist_paddle.models import line as line_model
-from mnist_paddle.serving import numbers, page, strip
-from mnist_paddle.serving.numbers import Digit, NumberReader, decode
+from mnist_paddle.serving import ctc, numbers, page, strip
+from mnist_paddle.serving.ctc import Digit, decode
+from mnist_paddle.serving.numbers import NumberReader
 from mnist_paddle.train.data import mnist_files, read_idx
 
 
@@ -78,6 +79,33 @@ def test_a_digit_seen_away_from_those_read_is_unread():
     p[4] = probs_of("-")[0]  # the same, next to the 7
     assert numbers.unread(read, p) == pytest.approx(1 - p[4:, 0].min())
     assert numbers.unread(decode(probs_of("333")), probs_of("333")) == 0.0  # no step left
+
+
+def test_the_beam_reads_a_digit_no_single_step_is_sure_of():
+    """Two steps each a little likelier blank than a 4: greedy reads nothing, while "4" summed
+    over its paths (4-, -4, 44) is likelier than nothing; aligned, the 4 gets the step that
+    gives it most."""
+    p = np.full((2, 11), 0.0)
+    p[:, 0], p[:, 5], p[:, 8] = 0.4, 0.35, 0.25
+    p[1, 5], p[1, 8] = 0.36, 0.24
+    assert decode(p) == [] and ctc.beam_search(p) == [4]
+    assert ctc.read_digits(p) == [Digit(4, pytest.approx(0.36), (1, 1))]
+
+
+def test_two_alike_with_a_weak_blank_between_are_two():
+    """Two steps between two 7s, each a little likelier a 7 than blank: the greedy path reads one
+    7, but paths with a blank somewhere between them (two 7s) are likelier together."""
+    p = probs_of("777777")
+    p[2:4] = [0.45, 0.05, 0, 0, 0, 0, 0, 0, 0.5, 0, 0]
+    assert [d.digit for d in decode(p)] == [7]
+    read = ctc.read_digits(p)
+    assert [d.digit for d in read] == [7, 7]
+    assert read[0].steps[1] < read[1].steps[0]  # one after the other
+
+
+def test_the_beam_keeps_the_greedy_steps_when_they_agree():
+    p = probs_of("-55--3")
+    assert ctc.read_digits(p) == decode(p)
 
 
 def test_the_digits_columns_meet_half_way():

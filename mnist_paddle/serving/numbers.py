@@ -8,10 +8,10 @@ not the whole form). Otherwise two models read them, the line model and the digi
 2. make its strip (strip.make_strip): the ink scaled so that a digit is 20 pixels tall, as in
    MNIST, one row of digits;
 3. the line model (models/line.py) gives, every STRIDE columns of the strip, the probability of
-   each digit and of "blank" (no digit's centre here); CTC's greedy decoding reads the digits
-   (the likeliest class at each step, repeats merged, blanks dropped), each with its steps; a
-   piece of ink as tall as a digit under none of the digits read is a digit it missed (mostly
-   a thin 1 pressed against its neighbour: `missed_digits`);
+   each digit and of "blank" (no digit's centre here); CTC decoding reads the digits, each with
+   its steps (ctc.read_digits: the likeliest digits over all their paths); a piece of ink as
+   tall as a digit under none of the digits read is a digit it missed (mostly a thin 1 pressed
+   against its neighbour: `missed_digits`);
 4. each digit read is cut out of the ink (`cut_digits`: the pieces of ink that lie in its
    columns, whole; a piece across two digits' columns is cut where they meet) and the digit
    model gives its verdict on that cut, as it would on a digit alone;
@@ -32,6 +32,7 @@ import numpy as np
 
 from mnist_paddle.errors import UserError
 from mnist_paddle.serving import gpu
+from mnist_paddle.serving.ctc import BLANK, Digit, read_digits
 from mnist_paddle.serving.debug import write_debug
 from mnist_paddle.serving.inference import (
     Recognizer,
@@ -45,7 +46,6 @@ from mnist_paddle.serving.page import Page, clean
 from mnist_paddle.serving.preprocess import NO_DIGIT, ink_to_mnist, read_gray, to_mnist
 from mnist_paddle.serving.strip import STRIDE, Strip, find_ink, ink_outside, make_strip
 
-BLANK = 0  # the line model's class 0; digit d is class d + 1
 # -log P(reading) below this is no doubt at all: a number's probability is a logistic in the log
 # of its doubt, which spreads out the confident readings (train/number_check.py fits it)
 DOUBT_FLOOR = 1e-4
@@ -55,17 +55,6 @@ WHOLE = 0.75  # a piece of ink with this share of its width in one digit's colum
 # digit read (most sure numbers read wrong lost a digit pressed into its neighbour this way)
 UNREAD = 0.01
 LONG = 7  # numbers read with this many digits or more are sure from a threshold of their own
-
-
-class Digit(NamedTuple):
-    digit: int
-    prob: float  # the line model's: the highest probability its steps give it
-    steps: tuple[int, int]  # the first and last step that read it
-
-    @property
-    def centre(self) -> float:
-        """The strip column at the middle of its steps."""
-        return STRIDE * ((self.steps[0] + self.steps[1]) / 2 + 0.5)
 
 
 class Reading(NamedTuple):
@@ -114,7 +103,7 @@ class NumberReader:
         if strip is None:
             return None
         steps = softmax(self.logits(strip.pixels))  # (T, 11)
-        read = missed_digits(decode(steps), steps, strip)
+        read = missed_digits(read_digits(steps), steps, strip)
         columns = digit_columns(read, strip.pixels.shape[1])
         cuts = cut_digits(found[0], found[1], [strip.columns(*c) for c in columns])
         verdicts = self.digit_model.digit_probabilities(cuts) if cuts else []
@@ -193,21 +182,6 @@ def cut_digits(ink: np.ndarray, mask: np.ndarray, columns: list[tuple[int, int]]
                 lo, hi = columns[k]
                 own[k][:, lo:hi] |= pixels[:, lo:hi]
     return [ink_to_mnist(ink, m) if m.any() else np.zeros((28, 28), np.float32) for m in own]
-
-
-def decode(probs: np.ndarray) -> list[Digit]:
-    """Greedy CTC decoding of (T, 11) step probabilities."""
-    best = probs.argmax(axis=1)
-    digits: list[Digit] = []
-    for t, c in enumerate(best):
-        if c == BLANK:
-            continue
-        if t and best[t - 1] == c:  # the same digit, still
-            last = digits[-1]
-            digits[-1] = Digit(last.digit, max(last.prob, float(probs[t, c])), (last.steps[0], t))
-        else:
-            digits.append(Digit(int(c) - 1, float(probs[t, c]), (t, t)))
-    return digits
 
 
 def missed_digits(read: list[Digit], steps: np.ndarray, strip: Strip) -> list[Digit]:

@@ -1,0 +1,112 @@
+"""What the line model's steps say: CTC decoding into digits, each with the steps that read it.
+
+The line model gives, every STRIDE columns of a strip, the probability of "blank" (class 0) and
+of each digit d (class d + 1). A reading is a path through the steps; the digits are the path's
+classes with repeats merged and blanks dropped, so many paths give the same digits.
+
+1. `decode`: the greedy path (the likeliest class at each step): fast, and each digit has its
+   steps for free;
+2. `beam_search`: the likeliest digits summed over all their paths (a prefix beam search): it
+   reads a digit that no single step is sure of, or two alike with no clear blank between;
+3. `read_digits`: the beam's digits, with the greedy path's steps when the two agree (nearly
+   always), else the steps of the beam's digits' likeliest path (`align`, Viterbi).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import NamedTuple
+
+import numpy as np
+
+from mnist_paddle.serving.strip import STRIDE
+
+BLANK = 0  # the line model's class 0; digit d is class d + 1
+BEAM = 10  # prefixes the beam search keeps
+UNLIKELY = 1e-4  # a class this unlikely at a step starts no prefix there
+
+
+class Digit(NamedTuple):
+    digit: int
+    prob: float  # the line model's: the highest probability its steps give it
+    steps: tuple[int, int]  # the first and last step that read it
+
+    @property
+    def centre(self) -> float:
+        """The strip column at the middle of its steps."""
+        return STRIDE * ((self.steps[0] + self.steps[1]) / 2 + 0.5)
+
+
+def read_digits(probs: np.ndarray) -> list[Digit]:
+    """The digits of (T, 11) step probabilities (`beam_search`), each with its steps."""
+    greedy = decode(probs)
+    digits = beam_search(probs)
+    return greedy if digits == [d.digit for d in greedy] else align(probs, digits)
+
+
+def decode(probs: np.ndarray) -> list[Digit]:
+    """Greedy CTC decoding of (T, 11) step probabilities."""
+    best = probs.argmax(axis=1)
+    digits: list[Digit] = []
+    for t, c in enumerate(best):
+        if c == BLANK:
+            continue
+        if t and best[t - 1] == c:  # the same digit, still
+            last = digits[-1]
+            digits[-1] = Digit(last.digit, max(last.prob, float(probs[t, c])), (last.steps[0], t))
+        else:
+            digits.append(Digit(int(c) - 1, float(probs[t, c]), (t, t)))
+    return digits
+
+
+def beam_search(probs: np.ndarray, width: int = BEAM) -> list[int]:
+    """The likeliest digits of (T, 11) step probabilities, each reading's probability summed over
+    its paths, keeping the `width` likeliest prefixes from step to step."""
+    # prefix -> [its probability with the path ending in blank, ending in its last digit]
+    beams: dict[tuple, list[float]] = {(): [1.0, 0.0]}
+    for p in probs:
+        grown: defaultdict[tuple, list[float]] = defaultdict(lambda: [0.0, 0.0])
+        for prefix, (blank, last) in beams.items():
+            grown[prefix][0] += (blank + last) * p[BLANK]
+            for c in np.flatnonzero(p[1:] > UNLIKELY) + 1:
+                if prefix and prefix[-1] == c:
+                    grown[prefix][1] += last * p[c]  # the same digit, still
+                    grown[prefix + (c,)][1] += blank * p[c]  # the same again, after a blank
+                else:
+                    grown[prefix + (c,)][1] += (blank + last) * p[c]
+        kept = sorted(grown.items(), key=lambda item: -sum(item[1]))[:width]
+        total = sum(sum(v) for _, v in kept) or 1.0  # rescaled: long strips underflow otherwise
+        beams = {prefix: [b / total, d / total] for prefix, (b, d) in kept}
+    best = max(beams, key=lambda prefix: sum(beams[prefix]))
+    return [int(c) - 1 for c in best]
+
+
+def align(probs: np.ndarray, digits: list[int]) -> list[Digit]:
+    """`digits`, each with its steps on their likeliest path through the (T, 11) steps (Viterbi
+    over the states blank, digit, blank, digit, ..., blank)."""
+    states = np.zeros(2 * len(digits) + 1, int)
+    states[1::2] = np.asarray(digits, int) + 1
+    log_p = np.log(np.maximum(probs[:, states], 1e-30))  # (T, S)
+    # a path may skip a blank between two different digits
+    skip = np.zeros(len(states), bool)
+    skip[3::2] = states[3::2] != states[1:-2:2]
+    score = np.full(len(states), -np.inf)
+    score[:2] = log_p[0, :2]
+    moves = np.zeros((len(probs), len(states)), int)  # how far back each state came from
+    for t in range(1, len(probs)):
+        stay, step, jump = score, np.r_[-np.inf, score[:-1]], np.r_[-np.inf, -np.inf, score[:-2]]
+        options = np.stack([stay, step, np.where(skip, jump, -np.inf)])
+        moves[t] = options.argmax(axis=0)
+        score = options.max(axis=0) + log_p[t]
+    state = len(states) - 1 if len(states) == 1 or score[-1] >= score[-2] else len(states) - 2
+    path = [state]
+    for t in range(len(probs) - 1, 0, -1):
+        state -= moves[t, state]
+        path.append(state)
+    path = np.array(path[::-1])
+    read = []
+    for k, digit in enumerate(digits):
+        steps = np.flatnonzero(path == 2 * k + 1)
+        prob = float(probs[steps, digit + 1].max())
+        read.append(Digit(digit, prob, (int(steps[0]), int(steps[-1]))))
+    return read
