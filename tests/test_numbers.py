@@ -103,6 +103,10 @@ def test_two_alike_with_a_weak_blank_between_are_two():
     assert read[0].steps[1] < read[1].steps[0]  # one after the other
 
 
+def test_aligning_no_digits_is_no_digits():
+    assert ctc.align(probs_of("-3-"), []) == []
+
+
 def test_the_beam_keeps_the_greedy_steps_when_they_agree():
     p = probs_of("-55--3")
     assert ctc.read_digits(p) == decode(p)

@@ -84,6 +84,8 @@ def beam_search(probs: np.ndarray, width: int = BEAM) -> list[int]:
 def align(probs: np.ndarray, digits: list[int]) -> list[Digit]:
     """`digits`, each with its steps on their likeliest path through the (T, 11) steps (Viterbi
     over the states blank, digit, blank, digit, ..., blank)."""
+    if not digits:
+        return []
     states = np.zeros(2 * len(digits) + 1, int)
     states[1::2] = np.asarray(digits, int) + 1
     log_p = np.log(np.maximum(probs[:, states], 1e-30))  # (T, S)

@@ -225,10 +225,11 @@ def digit_mask(ink: np.ndarray, alone: bool = False) -> np.ndarray | None:
     areas = stats[1:, cv2.CC_STAT_AREA]
     keep = areas >= SPECK * areas.max()
     if alone:
-        x, y, w, h = stats[1 + int(areas.argmax()), :4]
-        left, top, right, bottom = stats[1:, 0], stats[1:, 1], *(stats[1:, :2] + stats[1:, 2:4]).T
-        gap = np.maximum.reduce([x - right, left - (x + w), y - bottom, top - (y + h)])
-        keep &= gap <= APART * max(w, h)  # the largest itself: gap < 0
+        x, y, w, h = stats[1 + int(areas.argmax()), :4]  # the largest piece's box
+        px, py, pw, ph = stats[1:, :4].T  # every piece's
+        # how far each piece's box lies from the largest's, across or down (< 0: they overlap)
+        gap = np.maximum.reduce([x - (px + pw), px - (x + w), y - (py + ph), py - (y + h)])
+        keep &= gap <= APART * max(w, h)
     if keep.all():
         return mask
     return np.concatenate([[0], keep]).astype(np.uint8)[labels]
