@@ -23,7 +23,7 @@ from mnist_paddle.serving.strip import STRIDE
 
 BLANK = 0  # the line model's class 0; digit d is class d + 1
 BEAM = 10  # prefixes the beam search keeps
-UNLIKELY = 1e-4  # a class this unlikely at a step starts no prefix there
+UNLIKELY = 1e-4  # a digit this unlikely at a step is not followed there (nothing a beam keeps)
 
 
 class Digit(NamedTuple):
