@@ -27,11 +27,13 @@ def find_boxes(marks: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], list]:
             continue
         mine = labels[y : y + h, x : x + w] == piece
         edge = max(2, round(0.1 * min(w, h)))
-        if not _framed(mine, edge + max(3, round(TILT * w)), edge + max(3, round(TILT * h))):
+        # a wall a few degrees off the axis drifts over this many rows (columns, for one down)
+        drift_rows, drift_columns = max(3, round(TILT * w)), max(3, round(TILT * h))
+        if not _framed(mine, edge + drift_rows, edge + drift_columns):
             continue
-        # a wall a few degrees off the axis still covers its rows once thickened along them
-        tall = cv2.dilate(mine.astype(np.uint8), np.ones((max(3, round(TILT * w)), 1), np.uint8))
-        wide = cv2.dilate(mine.astype(np.uint8), np.ones((1, max(3, round(TILT * h))), np.uint8))
+        # ... and still covers its rows once thickened along them
+        tall = cv2.dilate(mine.astype(np.uint8), np.ones((drift_rows, 1), np.uint8))
+        wide = cv2.dilate(mine.astype(np.uint8), np.ones((1, drift_columns), np.uint8))
         across = runs(np.flatnonzero(tall.mean(axis=1) >= WALL))
         down = runs(np.flatnonzero(wide.mean(axis=0) >= WALL))
         walled = (

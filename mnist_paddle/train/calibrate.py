@@ -99,8 +99,6 @@ def sure_threshold(
 def _upper_bound(rate: np.ndarray, counts: np.ndarray, z: float) -> np.ndarray:
     """Wilson's upper bound, `z` standard errors up, of error rates measured on `counts`
     answers (the rates themselves at z = 0)."""
-    if z == 0:
-        return rate
     spread = np.sqrt(rate * (1 - rate) / counts + z * z / (4 * counts * counts))
     return (rate + z * z / (2 * counts) + z * spread) / (1 + z * z / counts)
 
