@@ -92,8 +92,8 @@ def test_the_export_gains_the_line_model(number_export):
     assert record["read"]["numbers"] == 10
     assert set(record["read"]) >= {"handwritten", "long", "typeset", "boxes"}
     fit = record["calibration"]
-    keys = {"slope", "intercept", "min_prob", "long_min_prob", "digit_min_prob", "box_min_prob"}
-    assert keys <= set(fit)
+    assert set(fit) >= {"slope", "intercept", "doubt_floor", "min_prob", "long_min_prob"}
+    assert set(fit) >= {"digit_min_prob", "box_min_prob"}
     assert np.isfinite([fit["slope"], fit["intercept"]]).all() and 0 <= fit["min_prob"] <= 1
     assert not list(number_export.parent.glob(".inference-*"))  # no staging folder left
 
@@ -110,7 +110,8 @@ def test_the_reader_answers_with_the_fitted_probability(number_export):
     reading = result["reading"]
     assert result["number"] == "".join(str(d) for d in reading.digits)
     fit = reader.calibration
-    doubt = np.log(1e-4 - sum(np.log(p) for p in reading.probs)) if reading.probs else np.log(100)
+    floor = fit["doubt_floor"]
+    doubt = np.log(floor - sum(np.log(p) for p in reading.probs)) if reading.probs else np.log(100)
     expected = 1 / (1 + np.exp(-(fit["slope"] * doubt + fit["intercept"])))
     assert result["prob"] == pytest.approx(expected, abs=1e-4)
     least = fit["long_min_prob" if len(reading.digits) >= LONG else "min_prob"]
@@ -144,7 +145,7 @@ def test_a_calibration_from_an_older_check_is_refused(number_export, tmp_path):
     copy = tmp_path / "inference"
     shutil.copytree(number_export, copy)
     meta = json.loads((copy / "metadata.json").read_text())
-    del meta["line_model"]["calibration"]["long_min_prob"]
+    meta["line_model"]["calibration"]["doubt_floor"] = 1e-4  # the floor a former check fitted on
     (copy / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(UserError, match="not calibrated as this version reads"):
         NumberReader(copy).read(np.full((60, 200), 230.0, np.float32))

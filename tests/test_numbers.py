@@ -117,6 +117,13 @@ def test_the_digits_columns_meet_half_way():
     assert numbers.digit_columns(digits, 48) == [(0.0, 20.0), (20.0, 48.0)]
 
 
+def test_the_likeliest_digits_probability_keeps_the_doubt_float32_rounds_away():
+    probs = np.array([1e-9, 1.0, 2e-9, 0.0], np.float32)  # float32: 1 - 3e-9 is 1.0
+    digit, prob = numbers.likeliest(probs)
+    assert digit == 1 and prob < 1.0 and 1 - prob == pytest.approx(3e-9, rel=1e-3)
+    assert numbers.likeliest(np.array([1.0, 3.0])) == (1, 0.75)  # unnormalized: its share
+
+
 def test_a_numbers_probability_grows_with_its_digits_confidence():
     fit = {"slope": -1.0, "intercept": -2.0}
     surer = numbers.number_prob(fit, np.log([0.3, 0.9, 0.99, 0.9999]))

@@ -47,8 +47,9 @@ from mnist_paddle.serving.preprocess import NO_DIGIT, ink_to_mnist, read_gray, t
 from mnist_paddle.serving.strip import STRIDE, Strip, find_ink, ink_outside, make_strip
 
 # -log P(reading) below this is no doubt at all: a number's probability is a logistic in the log
-# of its doubt, which spreads out the confident readings (train/number_check.py fits it)
-DOUBT_FLOOR = 1e-4
+# of its doubt, which spreads out the confident readings (train/number_check.py fits it; 1e-6
+# fitted the check's numbers best, docs/numbers.md)
+DOUBT_FLOOR = 1e-6
 NOTHING_READ = -100.0  # log-probability of a reading of no digit at all
 WHOLE = 0.75  # a piece of ink with this share of its width in one digit's columns is that digit's
 # a number is never sure when the line model gives a digit this much at a step away from every
@@ -110,10 +111,9 @@ class NumberReader:
         digits, probs = [], []
         for d, verdict in zip(read, verdicts):
             line = steps[d.steps[0] : d.steps[1] + 1, 1:].max(axis=0)  # (10,)
-            both = line / line.sum() * verdict
-            both /= both.sum()
-            digits.append(int(both.argmax()))
-            probs.append(float(both.max()))
+            digit, prob = likeliest(line / line.sum() * verdict)
+            digits.append(digit)
+            probs.append(prob)
         boxes = [strip.box(*c) for c in columns]
         return Reading(digits, probs, boxes, cuts, page, strip, unread(read, steps))
 
@@ -127,15 +127,14 @@ class NumberReader:
                 boxes.append([x, y, w, h])
         if not cuts:
             return None
-        probs = self.digit_model.digit_probabilities(cuts)
-        digits = [int(p.argmax()) for p in probs]
-        return Reading(digits, [float(p.max()) for p in probs], boxes, cuts, page, None)
+        digits, probs = zip(*map(likeliest, self.digit_model.digit_probabilities(cuts)))
+        return Reading(list(digits), list(probs), boxes, cuts, page, None)
 
     def read(self, gray: np.ndarray) -> dict | None:
         """{"number", "prob", "sure", "digits": [{"digit", "prob", "sure", "box"}], "reading"}
         for the number in the gray image `gray` (`reading`: what the models saw, for
         --debug-dir), or None when it has no ink."""
-        if "long_min_prob" not in (self.calibration or {}):  # none, or from an older check
+        if (self.calibration or {}).get("doubt_floor") != DOUBT_FLOOR:  # none, or an older check
             raise UserError(
                 f"{self.model_dir}: the line model is not calibrated as this version reads; "
                 "train it again (python tools/train_numbers.py -c configs/numbers/quick.yml)"
@@ -206,6 +205,16 @@ def unread(read: list[Digit], steps: np.ndarray) -> float:
     for d in read:
         near[max(0, d.steps[0] - 1) : d.steps[1] + 2] = True
     return float(1 - steps[~near, BLANK].min()) if not near.all() else 0.0
+
+
+def likeliest(probs: np.ndarray) -> tuple[int, float]:
+    """The likeliest class of the (classes,) `probs` (their sum need not be 1) and its
+    probability, as 1 minus the others' share in float64: near 1, a float32's largest entry
+    rounds to 1.0 whatever the others hold, and a reading's doubt is in the others."""
+    probs = np.asarray(probs, np.float64)
+    best = int(probs.argmax())
+    rest = np.delete(probs, best).sum()
+    return best, float(1.0 - rest / (rest + probs[best]))
 
 
 def log_prob(probs: list[float]) -> float:

@@ -22,7 +22,15 @@ import paddle
 from mnist_paddle.fileio import DIR_MODE, write_json
 from mnist_paddle.models.line import HEIGHT
 from mnist_paddle.serving.inference import METADATA, read_metadata
-from mnist_paddle.serving.numbers import LONG, UNREAD, NumberReader, doubt, log_prob, number_prob
+from mnist_paddle.serving.numbers import (
+    DOUBT_FLOOR,
+    LONG,
+    UNREAD,
+    NumberReader,
+    doubt,
+    log_prob,
+    number_prob,
+)
 from mnist_paddle.train import calibrate, pages, strips, synth
 from mnist_paddle.train.export import add_model_files, check_logits
 from mnist_paddle.train.fonts import VALIDATION_FONTS, debian_fonts, training_fonts
@@ -100,7 +108,7 @@ def check_reader(model_dir: Path, images, labels, check) -> dict:
         np.array, (kinds, lengths, right, boxed, line, log_probs, clear)
     )
     slope, intercept = calibrate.fit_logistic(doubt(log_probs[line]), right[line])
-    fit = {"slope": slope, "intercept": intercept}
+    fit = {"slope": slope, "intercept": intercept, "doubt_floor": DOUBT_FLOOR}
     prob = number_prob(fit, log_probs[line])
     may_be_sure = np.where(clear[line], prob, 0.0)  # a digit seen but not read: never sure
     # the reader can tell how many digits it read, not whether they were handwritten
