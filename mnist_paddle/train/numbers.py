@@ -67,8 +67,8 @@ class NumbersModel:
 
 @dataclass
 class NumbersTrain:
-    steps: int = 1000  # batches
-    batch_size: int = 64  # strips per batch, over all processes
+    steps: int = 2000  # batches
+    batch_size: int = 32  # strips per batch, over all processes
     lr: float = 0.01  # the peak of a one-cycle schedule (Adam)
     framewise: float = 1.0  # the per-step loss at the digits' centres, weighed against CTC
     processes: int = 0  # data-parallel training processes (0: one per core)
