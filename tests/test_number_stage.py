@@ -92,7 +92,7 @@ def test_the_export_gains_the_line_model(number_export):
     assert record["read"]["numbers"] == 10
     assert set(record["read"]) >= {"handwritten", "long", "typeset", "boxes"}
     fit = record["calibration"]
-    assert set(fit) >= {"slope", "intercept", "doubt_floor", "min_prob", "long_min_prob"}
+    assert set(fit) >= {"slope", "intercept", "doubt_floor", "min_prob"}
     assert set(fit) >= {"digit_min_prob", "box_min_prob"}
     assert np.isfinite([fit["slope"], fit["intercept"]]).all() and 0 <= fit["min_prob"] <= 1
     assert not list(number_export.parent.glob(".inference-*"))  # no staging folder left
@@ -100,8 +100,8 @@ def test_the_export_gains_the_line_model(number_export):
 
 def test_the_reader_answers_with_the_fitted_probability(number_export):
     """A number's prob is the logistic fitted at the check, in the doubt of its digits' joint
-    probability; sure from the fitted threshold on (a long number's own), unless the line model
-    saw a digit it did not read."""
+    probability; sure from the fitted threshold on, unless the line model saw a digit it did not
+    read or it has LONG digits or more."""
     reader = NumberReader(number_export)
     images = read_idx(mnist_files(DATA, "test")[0])
     ink = np.hstack([images[k] / 255.0 for k in (0, 1, 2)])
@@ -114,8 +114,25 @@ def test_the_reader_answers_with_the_fitted_probability(number_export):
     doubt = np.log(floor - sum(np.log(p) for p in reading.probs)) if reading.probs else np.log(100)
     expected = 1 / (1 + np.exp(-(fit["slope"] * doubt + fit["intercept"])))
     assert result["prob"] == pytest.approx(expected, abs=1e-4)
-    least = fit["long_min_prob" if len(reading.digits) >= LONG else "min_prob"]
-    assert result["sure"] == (expected >= least and reading.unread < UNREAD)
+    short = len(reading.digits) < LONG
+    assert result["sure"] == (short and expected >= fit["min_prob"] and reading.unread < UNREAD)
+
+
+def test_a_long_number_is_never_sure(number_export, monkeypatch):
+    """However sure each digit: the checks' long numbers could not be held to 1% wrong."""
+    reader = NumberReader(number_export)
+    reader.calibration = reader.calibration | {"min_prob": 0.0}  # anything else would be sure
+    strip = np.zeros((HEIGHT, 40), np.float32)
+
+    def read_as(length):
+        page = reading.Page(np.full((40, 40), 255.0, np.float32))
+        found = reading.Reading(
+            [7] * length, [1.0] * length, [[0, 0, 1, 1]] * length, [], page, strip
+        )
+        monkeypatch.setattr(reader, "reading", lambda gray: found)
+        return reader.read(np.zeros((40, 40), np.float32))
+
+    assert read_as(LONG - 1)["sure"] and not read_as(LONG)["sure"]
 
 
 def test_a_forms_number_is_sure_from_the_box_threshold(number_export, monkeypatch):

@@ -77,8 +77,9 @@ def check_reader(model_dir: Path, images, labels, check) -> dict:
     being right (a logistic in the doubt of its reading, serving/numbers.number_prob) and choose
     the thresholds above which at most `check.max_sure_error` of the numbers (counted
     `check.margin` standard errors high), and of the digits of numbers read at the right length,
-    are wrong in each kind; a number in which the line model saw a digit it did not read is never
-    sure. On those read box by box, the threshold for the product of the digits' probabilities.
+    are wrong in each kind; a number in which the line model saw a digit it did not read, or read
+    with LONG digits or more, is never sure. On those read box by box, the threshold for the
+    product of the digits' probabilities.
     Returns {"read": {kind: share read whole}, "calibration": {...}}."""
     reader = NumberReader(model_dir)
     fonts = debian_fonts(VALIDATION_FONTS)
@@ -113,8 +114,7 @@ def check_reader(model_dir: Path, images, labels, check) -> dict:
     may_be_sure = np.where(clear[line], prob, 0.0)  # a digit seen but not read: never sure
     # the reader can tell how many digits it read, not whether they were handwritten
     long, hand = lengths[line] >= LONG, np.where(kinds[line] == "typeset", "typeset", "hand")
-    for key, part in (("min_prob", ~long), ("long_min_prob", long)):
-        fit[key] = _strictest(may_be_sure[part], right[line][part], hand[part], check)
+    fit["min_prob"] = _strictest(may_be_sure[~long], right[line][~long], hand[~long], check)
     fit["digit_min_prob"] = _strictest(
         np.array(digit_probs), np.array(digit_right, bool), np.array(digit_kinds), check
     )
@@ -122,7 +122,7 @@ def check_reader(model_dir: Path, images, labels, check) -> dict:
         np.exp(log_probs[boxed]), right[boxed], check.max_sure_error, check.margin
     )
     fit["ece"] = calibrate.calibration_error(prob, right[line])
-    above = may_be_sure - np.where(long, fit["long_min_prob"], fit["min_prob"])  # sure: >= 0
+    above = np.where(long, -1.0, may_be_sure - fit["min_prob"])  # sure: >= 0; long: never
     fit |= calibrate.risk_coverage(above, right[line], 0.0)
     read = {kind: float(right[kinds == kind].mean()) for kind in KINDS}
     return {"read": read | {"numbers": check.numbers}, "calibration": fit}
