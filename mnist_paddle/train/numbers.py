@@ -79,7 +79,7 @@ class NumbersTrain:
 class NumbersCheck:
     numbers: int = 300  # numbers of each kind read at the end, to check and calibrate on
     max_sure_error: float = 0.01  # at most this share of the numbers answered sure are wrong
-    margin: float = 0.5  # ... their error counted this many standard errors high (docs/numbers.md)
+    margin: float = 1.0  # ... their error counted this many standard errors high (docs/numbers.md)
 
 
 @dataclass
