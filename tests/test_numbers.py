@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import DATA, assert_one_line_error, run_tool, start_server
 
-from mnist_paddle.bench.numbers import GROUPS, scores
+from mnist_paddle.bench.numbers import GROUPS, scores, to_markdown
 from mnist_paddle.models import line as line_model
 from mnist_paddle.serving import ctc, numbers, page, strip
 from mnist_paddle.serving.ctc import Digit, decode
@@ -217,6 +217,16 @@ def test_a_digit_tall_piece_under_no_digit_read_is_read_too():
 
 def test_no_ink_is_no_strip():
     assert strip_of(np.full((60, 200), 230.0)) is None
+
+
+def test_a_group_with_no_sure_number_says_so():
+    row = {"numbers": 3, "exact_match": 2 / 3, "digit_accuracy": 0.9, "wrong_length": 1}
+    results = {
+        "numbers_long": row | {"sure_share": 0.0, "sure_exact_match": None, "ece": 0.1},
+        "numbers_paper": row | {"sure_share": 1 / 3, "sure_exact_match": 1.0, "ece": 0.1},
+    }
+    lines = to_markdown({k: v | {"median_ms": 9.0} for k, v in results.items()}).splitlines()
+    assert "| 0.0% | none sure |" in lines[2] and "| 33.3% | 100.00% |" in lines[3]
 
 
 def test_scores_count_missing_extra_and_wrong_digits():

@@ -90,7 +90,7 @@ def evaluate(reader: NumberReader, set_dir: Path, rows: list[dict]) -> dict:
         results[group] = {
             **scores(truth, read),
             "sure_share": float(sure.mean()),
-            "sure_exact_match": float(right[sure].mean()) if sure.any() else 0.0,
+            "sure_exact_match": float(right[sure].mean()) if sure.any() else None,  # none sure
             "ece": calibration_error(np.array(prob), right),
             "median_ms": 1000 * float(np.median(seconds)),
             "by_length": {
@@ -108,9 +108,11 @@ def to_markdown(results: dict) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for group, r in results.items():
+        exact = r["sure_exact_match"]
         lines.append(
             f"| {group} | {r['numbers']:,} | {r['exact_match']:.2%} | {r['digit_accuracy']:.2%} "
-            f"| {r['wrong_length']} | {r['sure_share']:.1%} | {r['sure_exact_match']:.2%} "
+            f"| {r['wrong_length']} | {r['sure_share']:.1%} "
+            f"| {'none sure' if exact is None else format(exact, '.2%')} "
             f"| {r['ece']:.2%} | {r['median_ms']:.1f} ms |"
         )
     return "\n".join(lines) + "\n"

@@ -18,7 +18,7 @@ not the whole form). Otherwise two models read them, the line model and the digi
 5. each digit is the likeliest under both readers (the product of their probabilities), with
    that probability; its box is its ink. The number's probability of being read right is fitted
    on numbers of validation digits and fonts (train/number_check.py), and the number is `sure`
-   above the threshold chosen there.
+   above the threshold chosen there (one read with LONG digits or more never is).
 """
 
 from __future__ import annotations
