@@ -170,5 +170,6 @@ def number_overrides(model_dir: Path, *more: str) -> list[str]:
         "train.batch_size=32",
         "train.processes=1",
         "check.numbers=10",
+        "check.handwritten=10",
         *more,
     ]

@@ -89,7 +89,7 @@ def test_the_export_gains_the_line_model(number_export):
         assert (number_export / name).is_file() and name in meta["sha256"]
     record = meta["line_model"]
     assert record["config"]["train"]["steps"] == 150 and record["training_seconds"] > 0
-    assert record["read"]["numbers"] == 10
+    assert record["read"]["numbers"] == 10 and record["read"]["handwritten_numbers"] == 10
     assert set(record["read"]) >= {"handwritten", "long", "typeset", "boxes"}
     fit = record["calibration"]
     assert set(fit) >= {"slope", "intercept", "doubt_floor", "min_prob"}

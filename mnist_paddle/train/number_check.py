@@ -38,6 +38,7 @@ from mnist_paddle.train.rundir import Progress
 
 # digits per number; "boxes": a form's boxes, a digit in each
 KINDS = {"handwritten": (2, 6), "long": (7, 12), "typeset": (2, 12), "boxes": (2, 6)}
+HANDWRITTEN = ("handwritten", "boxes")  # check.handwritten of each: their thresholds decide `sure`
 SEED = 7
 LINE = "line"  # -> line.json + line.pdiparams in the export folder
 STRIP_SPEC = paddle.static.InputSpec([None, 1, HEIGHT, None], "float32", "strip")
@@ -71,7 +72,8 @@ def staged_export(model_dir: Path, network, images, labels) -> Path:
 
 
 def check_reader(model_dir: Path, images, labels, check) -> dict:
-    """Read `check.numbers` numbers of each kind (KINDS) with the export in `model_dir`, made of
+    """Read `check.numbers` numbers of each kind (KINDS; `check.handwritten` of the handwritten
+    ones of 2-6 digits, on paper and in boxes) with the export in `model_dir`, made of
     `images` (validation digits, uint8, with their `labels`), typeset in the validation fonts, or
     written in a form's boxes. On the numbers the line model read, fit a number's probability of
     being right (a logistic in the doubt of its reading, serving/numbers.number_prob) and choose
@@ -86,9 +88,10 @@ def check_reader(model_dir: Path, images, labels, check) -> dict:
     rng = np.random.default_rng(SEED)
     kinds, lengths, right, boxed, line, log_probs, clear = [], [], [], [], [], [], []
     digit_kinds, digit_probs, digit_right = [], [], []
-    progress = Progress(len(KINDS) * check.numbers, "  check: ", "number")
+    counts = {kind: check.handwritten if kind in HANDWRITTEN else check.numbers for kind in KINDS}
+    progress = Progress(sum(counts.values()), "  check: ", "number")
     for kind, (shortest, longest) in KINDS.items():
-        for _ in range(check.numbers):
+        for _ in range(counts[kind]):
             digits = [int(d) for d in rng.integers(0, 10, int(rng.integers(shortest, longest + 1)))]
             page = _page(kind, digits, images, labels, fonts, rng)
             reading = reader.reading(cv2.cvtColor(page, cv2.COLOR_BGR2GRAY).astype(np.float32))
@@ -125,7 +128,10 @@ def check_reader(model_dir: Path, images, labels, check) -> dict:
     above = np.where(long, -1.0, may_be_sure - fit["min_prob"])  # sure: >= 0; long: never
     fit |= calibrate.risk_coverage(above, right[line], 0.0)
     read = {kind: float(right[kinds == kind].mean()) for kind in KINDS}
-    return {"read": read | {"numbers": check.numbers}, "calibration": fit}
+    return {
+        "read": read | {"numbers": check.numbers, "handwritten_numbers": check.handwritten},
+        "calibration": fit,
+    }
 
 
 def _strictest(prob: np.ndarray, right: np.ndarray, kinds: np.ndarray, check) -> float:

@@ -78,6 +78,7 @@ class NumbersTrain:
 @dataclass
 class NumbersCheck:
     numbers: int = 300  # numbers of each kind read at the end, to check and calibrate on
+    handwritten: int = 1000  # ... but of handwritten ones of 2-6 digits (on paper, in boxes)
     max_sure_error: float = 0.01  # at most this share of the numbers answered sure are wrong
     margin: float = 1.0  # ... their error counted this many standard errors high (docs/numbers.md)
 
@@ -110,6 +111,7 @@ class NumbersConfig:
             ("train.framewise", self.train.framewise >= 0, ">= 0"),
             ("train.processes", self.train.processes >= 0, ">= 0 (0: one per core)"),
             ("check.numbers", self.check.numbers >= 10, ">= 10"),
+            ("check.handwritten", self.check.handwritten >= 10, ">= 10"),
             ("check.max_sure_error", 0 < self.check.max_sure_error < 1, "between 0 and 1"),
             ("check.margin", self.check.margin >= 0, ">= 0"),
         ]  # fmt: skip
@@ -154,8 +156,8 @@ def train_numbers(cfg: NumbersConfig, verbose: bool = False) -> dict:
     read, fit = record["read"], record["calibration"]
     print(
         f"wrote {model_dir}/ (line.json, line.pdiparams) after {seconds / 60:.1f} min of "
-        f"training: it reads {read['handwritten']:.1%} of {cfg.check.numbers} numbers of "
-        f"validation digits, {read['long']:.1%} of long ones (7-12 digits), "
+        f"training: it reads {read['handwritten']:.1%} of {cfg.check.handwritten} numbers of "
+        f"validation digits, {read['long']:.1%} of {cfg.check.numbers} long ones (7-12 digits), "
         f"{read['typeset']:.1%} typeset in the validation fonts and {read['boxes']:.1%} written "
         f"in a form's boxes, whole; sure at p >= {fit['min_prob']:.3f} ({fit['sure_share']:.1%} "
         f"sure, {fit['sure_error']:.1%} of those wrong)"
