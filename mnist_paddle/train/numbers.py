@@ -156,8 +156,8 @@ def train_numbers(cfg: NumbersConfig, verbose: bool = False) -> dict:
     read, fit = record["read"], record["calibration"]
     print(
         f"wrote {model_dir}/ (line.json, line.pdiparams) after {seconds / 60:.1f} min of "
-        f"training: it reads {read['handwritten']:.1%} of {cfg.check.handwritten} numbers of "
-        f"validation digits, {read['long']:.1%} of {cfg.check.numbers} long ones (7-12 digits), "
+        f"training: it reads {read['handwritten']:.1%} of {cfg.check.handwritten:,} numbers of "
+        f"validation digits, {read['long']:.1%} of {cfg.check.numbers:,} long ones (7-12 digits), "
         f"{read['typeset']:.1%} typeset in the validation fonts and {read['boxes']:.1%} written "
         f"in a form's boxes, whole; sure at p >= {fit['min_prob']:.3f} ({fit['sure_share']:.1%} "
         f"sure, {fit['sure_error']:.1%} of those wrong)"
