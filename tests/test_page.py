@@ -45,6 +45,20 @@ def test_a_rule_through_a_digit_goes_and_the_digit_stays():
     assert cleaned.removed[61, :80].all() and not cleaned.removed[40, 100]
 
 
+def test_a_stroke_along_a_pale_rule_keeps_its_darkness():
+    """A bar written along a grey rule, over nearly half of it (ink lets through a share of the
+    light: 1/6 here, on the paper as on the rule): the bar comes out as dark on the rule as it
+    is on the paper, and the rest of the rule goes."""
+    paper, rule, ink = 240.0, 150.0 / 240.0, 1.0 / 6.0
+    page = np.full((120, 200), paper, np.float32)
+    page[60:63, :] *= rule
+    page[60:63, 40:130] *= ink  # the bar, lying on the rule
+    page[20:60, 40:43] *= ink  # a stroke down to it, on the paper
+    cleaned = cleaning.clean(page).gray
+    assert np.abs(cleaned[60:63, 45:125] - paper * ink).max() < 15  # 40 on the paper
+    assert (cleaned[61, 150:] > 200).all()
+
+
 def test_a_rules_soft_edges_are_not_joined_across_it():
     """A blank squared page (this one's rules have soft edges that are not all part of the rule)
     is left with next to no dark pixels: the edges are not strokes joined across the rules."""

@@ -71,7 +71,7 @@ def clean(gray: np.ndarray) -> Page:
     print_mask = (across | down) > 0
     if not print_mask.any():  # nothing printed: the flattened page as it is
         return Page(flat, cells, np.zeros(flat.shape, np.uint8))
-    kept = _without_rules(darkness, across, down)
+    kept = _without_rules(darkness, across, down, paper)
     cleaned = flat.copy()  # only the print changes
     cleaned[print_mask] = paper - kept[print_mask]
     removed = print_mask & (darkness > 0) & (kept < 0.5 * darkness)
@@ -204,18 +204,22 @@ def _long_runs(marks: np.ndarray, length: int) -> np.ndarray:
     return out
 
 
-def _without_rules(darkness: np.ndarray, across: np.ndarray, down: np.ndarray) -> np.ndarray:
-    """`darkness` with the rules' own darkness taken off: on a rule, what is darker than the
-    rule is a stroke and stays (a dark pen over a pale rule); where a stroke crosses a rule as
-    dark as itself, the stroke is joined across it from both sides."""
+def _without_rules(
+    darkness: np.ndarray, across: np.ndarray, down: np.ndarray, paper: float
+) -> np.ndarray:
+    """`darkness` (below the `paper`'s level) with the rules' own darkness taken off: on a
+    rule, what is darker than the rule is a stroke and stays (a pen over a pale rule), as dark
+    as it is on the paper; where a stroke crosses a rule as dark as itself, the stroke is joined
+    across it from both sides."""
     out = darkness.copy()
     for mask, axis in ((across, 1), (down, 0)):
         if not mask.any():
             continue
-        # the rule's own darkness: its mean in each row (each column, for one down the page)
-        total = np.where(mask > 0, darkness, 0).sum(axis=axis, keepdims=True)
-        level = total / np.maximum(np.count_nonzero(mask, axis=axis, keepdims=True), 1)
-        out = np.where(mask > 0, np.maximum(out - level, 0), out)
+        # ink lets through a share of the light that reaches it: over a rule that passes
+        # (paper - level) of the paper's, a stroke's darkness d becomes level + d (1 - level/paper)
+        level = _rule_level(darkness, mask, axis)
+        gain = paper / np.maximum(paper - level, 1.0)
+        out = np.where(mask > 0, np.maximum(out - level, 0) * gain, out)
     # the strokes either side, not the rules' own soft edges (the pixel next to them)
     near_rules = cv2.dilate(across | down, np.ones((3, 3), np.uint8)) > 0
     strokes = np.where(near_rules, 0, out).astype(np.float32)
@@ -227,6 +231,18 @@ def _without_rules(darkness: np.ndarray, across: np.ndarray, down: np.ndarray) -
         joined = cv2.morphologyEx(strokes, cv2.MORPH_CLOSE, kernel)  # both sides' ink, if any
         out = np.where(mask > 0, np.maximum(out, joined), out)
     return out
+
+
+def _rule_level(darkness: np.ndarray, mask: np.ndarray, axis: int) -> np.ndarray:
+    """A rule's own darkness in each row (`axis` 1; each column for rules down the page, `axis`
+    0), as an array that broadcasts against the page: the median of the rule's pixels there,
+    which the strokes crossing it do not move (their mean did)."""
+    lines = darkness if axis == 1 else darkness.T
+    on = mask if axis == 1 else mask.T
+    level = np.zeros(lines.shape[0], np.float32)
+    for i in np.flatnonzero(on.any(axis=1)):
+        (level[i],) = quantiles(lines[i][on[i] > 0], [0.5])
+    return level[:, None] if axis == 1 else level[None, :]
 
 
 def _thickness(mask: np.ndarray, horizontal: bool) -> float:
