@@ -8,8 +8,6 @@ import numpy as np
 
 WALL = 0.93  # a box's walls are printed along this share of their length (a digit's widest
 # row inside a box, with the two walls it spans between, covers less)
-EDGES = 0.8  # the quick test: a piece's outer bands cover this share of its sides (less than
-# WALL: a digit straying past its box makes the piece larger than the box)
 BOX_SIZE = 12  # px: the smallest box
 TILT = 0.05  # a box's walls may drift this share of their length off the axis (about 3 degrees)
 
@@ -38,12 +36,6 @@ def find_boxes(marks: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], list]:
         wide = cv2.dilate(mine.astype(np.uint8), np.ones((1, drift_columns), np.uint8))
         across = runs(np.flatnonzero(tall.mean(axis=1) >= WALL))
         down = runs(np.flatnonzero(wide.mean(axis=0) >= WALL))
-        # a digit straying past the box makes the piece taller (wider) than the box: the walls
-        # down are measured between the outer walls across, and the other way round
-        if len(across) >= 2:
-            down = runs(np.flatnonzero(wide[across[0][0] : across[-1][1]].mean(axis=0) >= WALL))
-        if len(down) >= 2:
-            across = runs(np.flatnonzero(tall[:, down[0][0] : down[-1][1]].mean(axis=1) >= WALL))
         walled = (
             len(across) == 2
             and across[0][0] <= edge
@@ -69,11 +61,11 @@ def find_boxes(marks: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], list]:
 
 
 def _framed(piece: np.ndarray, rows: int, columns: int) -> bool:
-    """Whether a piece (bool mask) may be walled: its first and last `rows` rows cover EDGES
-    of its width, and its first and last `columns` columns EDGES of its height (a quick test
+    """Whether a piece (bool mask) may be walled: its first and last `rows` rows cover WALL
+    of its width, and its first and last `columns` columns WALL of its height (a quick test
     before the walls are looked for: most pieces are strokes)."""
     return all(
-        band.any(axis=axis).mean() >= EDGES
+        band.any(axis=axis).mean() >= WALL
         for band, axis in (
             (piece[:rows], 0),
             (piece[-rows:], 0),
