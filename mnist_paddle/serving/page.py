@@ -11,8 +11,9 @@ pages with a shadow across them. `clean` takes those away, for single digits and
    its content read as one digit, and the printed walls go;
 3. printed rules (`find_rules`): straight, thin lines across (almost) the whole page, in any
    colour: a ruled page's lines, a squared page's grid, a margin. They are removed where they
-   run alone; where a stroke crosses a rule, the stroke is kept (ink just above and below the
-   rule, within its thickness, is joined across it).
+   run alone; a stroke over a paler rule keeps the darkness it has on the paper (ink lets
+   through a share of the light that reaches it); where a stroke crosses a rule as dark as
+   itself, the ink just above and below the rule, within its thickness, is joined across it.
 
 The result is a gray page, dark ink on a light ground, that the rest of the reader takes as a
 photo of digits on plain paper.
