@@ -157,6 +157,19 @@ def test_shade_is_evened_out():
     assert dark[:, 110:130].sum() < 10  # the shadow's edge is no stroke
 
 
+def test_a_bold_filled_loop_is_no_shade():
+    """A blot of ink inside an evenly lit page (a bold digit's loop, filled) is wider than the
+    closing: the paper does not reach the page's edge darker, so the page is left as it is,
+    while a shadow over a corner, as small, is still divided out."""
+    page = np.full((112, 112), 240.0, np.float32)
+    cv2.circle(page, (56, 70), 16, 20.0, -1)  # the filled loop
+    page[20:30, 30:90] = 20.0  # and a bar
+    assert np.array_equal(cleaning.flatten(page), page)
+    shaded = page.copy()
+    shaded[80:, 80:] *= 0.5  # a shadow over the corner
+    assert cleaning.flatten(shaded)[100, 100] > 200
+
+
 def test_light_ink_on_an_evenly_lit_dark_ground_is_turned_over():
     page = np.full((100, 100), 20.0, np.float32)
     page[20:80, 45:52] = 230.0

@@ -5,7 +5,8 @@ pages with a shadow across them. `clean` takes those away, for single digits and
 
 1. uneven light (`flatten`): the paper's brightness is estimated locally (the page with its
    strokes closed over, at a coarse scale) and divided out, so a shadow's edge is no stroke;
-   a page lit evenly is left as it is;
+   a page lit evenly is left as it is, and so is one whose paper looks darker only inside it
+   (uneven light reaches the page's edge; a bold digit's filled loop does not);
 2. a form's boxes (forms.find_boxes): pieces of print that close into a rectangle, or a comb of
    them (walls across the whole height between its top and bottom edges); each box is a cell,
    its content read as one digit, and the printed walls go;
@@ -133,9 +134,14 @@ def quantiles(values: np.ndarray, qs: list[float]) -> list[float]:
 
 
 def _even(paper: np.ndarray) -> bool:
-    """Whether the paper's brightness varies by less than UNEVEN of itself."""
+    """Whether the paper's brightness varies by less than UNEVEN of itself, or varies only
+    inside the page: uneven light reaches the page's edge, where a bold digit's filled loop,
+    which the closing could not open up, does not."""
     low, high = quantiles(paper, [0.02, 0.98])
-    return bool(high <= 0 or (high - low) / high < UNEVEN)
+    if high <= 0 or (high - low) / high < UNEVEN:
+        return True
+    edge = min(paper[0].min(), paper[-1].min(), paper[:, 0].min(), paper[:, -1].min())
+    return bool(edge >= (1 - UNEVEN) * high)
 
 
 def _light_ink(small: np.ndarray, size: int) -> bool:
