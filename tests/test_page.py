@@ -34,15 +34,27 @@ def gray(page: np.ndarray) -> np.ndarray:
 
 def test_a_rule_through_a_digit_goes_and_the_digit_stays():
     """A black rule across a black 1, a grey one along the page: the rules go, and the 1's
-    stroke stays whole where the rule crossed it."""
+    stroke stays whole where the rules cross it (the pen writes over the print)."""
     page = np.full((120, 200), 240.0, np.float32)
-    page[20:100, 98:104] = 30.0  # a 1: a vertical stroke
     page[60:63, :] = 30.0  # a rule as dark as the pen, across the 1
     page[90:92, :] = 150.0  # a pale rule
+    page[20:100, 98:104] = 30.0  # a 1: a vertical stroke
     cleaned = cleaning.clean(page)
     assert (cleaned.gray[61, :80] > 200).all() and (cleaned.gray[91, :80] > 200).all()
     assert (cleaned.gray[20:100, 100] < 100).all()  # the 1 is whole, crossing included
     assert cleaned.removed[61, :80].all() and not cleaned.removed[40, 100]
+
+
+def test_strokes_either_side_of_a_pale_rule_are_not_joined():
+    """A 1 that ends just before a grey margin and a 3 that starts just after it: the margin
+    goes, and between them there is paper, not a bar that makes the two one digit."""
+    page = np.full((150, 200), 240.0, np.float32)
+    page[:, 99:102] = 160.0  # the margin, down the whole page
+    page[40:110, 92:97] = 40.0  # the 1, left of it
+    page[40:110, 104:109] = 40.0  # the 3's left tips, right of it
+    cleaned = cleaning.clean(page).gray
+    assert (cleaned[40:110, 99:102] > 200).all()
+    assert (cleaned[40:110, 94] < 100).all() and (cleaned[40:110, 106] < 100).all()
 
 
 def test_a_stroke_along_a_pale_rule_keeps_its_darkness():

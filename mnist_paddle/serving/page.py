@@ -13,8 +13,9 @@ pages with a shadow across them. `clean` takes those away, for single digits and
 3. printed rules (`find_rules`): straight, thin lines across (almost) the whole page, in any
    colour: a ruled page's lines, a squared page's grid, a margin. They are removed where they
    run alone; a stroke over a paler rule keeps the darkness it has on the paper (ink lets
-   through a share of the light that reaches it); where a stroke crosses a rule as dark as
-   itself, the ink just above and below the rule, within its thickness, is joined across it.
+   through a share of the light that reaches it); where a stroke crosses a rule nearly as dark
+   as itself (two thirds or more), the ink just above and below the rule, within its
+   thickness, is joined across it (strokes either side of a paler rule are left apart).
 
 The result is a gray page, dark ink on a light ground, that the rest of the reader takes as a
 photo of digits on plain paper.
@@ -216,15 +217,16 @@ def _without_rules(
 ) -> np.ndarray:
     """`darkness` (below the `paper`'s level) with the rules' own darkness taken off: on a
     rule, what is darker than the rule is a stroke and stays (a pen over a pale rule), as dark
-    as it is on the paper; where a stroke crosses a rule as dark as itself, the stroke is joined
-    across it from both sides."""
+    as it is on the paper; where a stroke crosses a rule nearly as dark as itself, the stroke
+    is joined across it from both sides."""
     out = darkness.copy()
+    levels = {}
     for mask, axis in ((across, 1), (down, 0)):
         if not mask.any():
             continue
         # ink lets through a share of the light that reaches it: over a rule that passes
         # (paper - level) of the paper's, a stroke's darkness d becomes level + d (1 - level/paper)
-        level = _rule_level(darkness, mask, axis)
+        level = levels[axis] = _rule_level(darkness, mask, axis)
         gain = paper / np.maximum(paper - level, 1.0)
         out = np.where(mask > 0, np.maximum(out - level, 0) * gain, out)
     # the strokes either side, not the rules' own soft edges (the pixel next to them)
@@ -236,7 +238,11 @@ def _without_rules(
         length = 2 * round(_thickness(mask, horizontal)) + 3  # across the rule and a little
         kernel = np.ones((length, 1) if horizontal else (1, length), np.uint8)
         joined = cv2.morphologyEx(strokes, cv2.MORPH_CLOSE, kernel)  # both sides' ink, if any
-        out = np.where(mask > 0, np.maximum(out, joined), out)
+        # only a rule at least two thirds as dark as the strokes hides one crossing it: over a
+        # paler one a crossing stroke is there already (above), and strokes that end either
+        # side of it (a 1 before a 3 across a margin) must not be joined
+        hides = (mask > 0) & (3 * levels[1 if horizontal else 0] >= 2 * joined)
+        out = np.where(hides, np.maximum(out, joined), out)
     return out
 
 
