@@ -71,6 +71,22 @@ def test_a_stroke_along_a_pale_rule_keeps_its_darkness():
     assert (cleaned[61, 150:] > 200).all()
 
 
+def test_a_dense_grid_is_found_though_it_passes_for_the_papers_grain():
+    """A pale grid of squares 14 px a side covers over a third of the page: measured as before
+    any rule is known, the paper's grain takes it in. The grid goes all the same, the 1 stays."""
+    page = np.full((120, 160), 215.0, np.float32)
+    for k in range(4, 160, 14):
+        page[:, k : k + 3] = 175.0
+    for k in range(4, 120, 14):
+        page[k : k + 3, :] = 175.0
+    page[30:90, 78:84] = 40.0  # a 1
+    page = cv2.GaussianBlur(page, (0, 0), 1.2) + np.random.default_rng(0).normal(0, 3, page.shape)
+    cleaned = cleaning.clean(np.clip(page, 0, 255).astype(np.float32)).gray
+    dark = np.median(cleaned) - cleaned > 25
+    assert not dark[:, :70].any() and not dark[:, 92:].any()
+    assert (cleaned[32:88, 81] < 100).all()
+
+
 def test_a_rules_soft_edges_are_not_joined_across_it():
     """A blank squared page (this one's rules have soft edges that are not all part of the rule)
     is left with next to no dark pixels: the edges are not strokes joined across the rules."""

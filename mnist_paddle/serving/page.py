@@ -11,11 +11,13 @@ pages with a shadow across them. `clean` takes those away, for single digits and
    them (walls across the whole height between its top and bottom edges); each box is a cell,
    its content read as one digit, and the printed walls go;
 3. printed rules (`find_rules`): straight, thin lines across (almost) the whole page, in any
-   colour: a ruled page's lines, a squared page's grid, a margin. They are removed where they
-   run alone; a stroke over a paler rule keeps the darkness it has on the paper (ink lets
-   through a share of the light that reaches it); where a stroke crosses a rule nearly as dark
-   as itself (two thirds or more), the ink just above and below the rule, within its
-   thickness, is joined across it (strokes either side of a paler rule are left apart).
+   colour: a ruled page's lines, a squared page's grid, a margin (a grid so dense that it
+   passes for the paper's grain is looked for again, each row's and column's level taken
+   out). They are removed where they run alone; a stroke over a paler rule keeps the darkness
+   it has on the paper (ink lets through a share of the light that reaches it); where a stroke
+   crosses a rule nearly as dark as itself (two thirds or more), the ink just above and below
+   the rule, within its thickness, is joined across it (strokes either side of a paler rule
+   are left apart).
 
 The result is a gray page, dark ink on a light ground, that the rest of the reader takes as a
 photo of digits on plain paper.
@@ -37,6 +39,7 @@ UNEVEN = 0.12  # paper whose brightness varies by less than this share is left a
 RULE_LENGTH = 0.85  # a rule runs across at least this share of the page
 RULE_THICKNESS = 0.06  # ... and is no thicker than this share of the page's other side (>= 3 px)
 DETECT = 256  # px: print is looked for on a copy whose shorter side is at most this
+MIN_GRAIN = 2.0  # gray levels: marks are 4 grains darker than the paper, and at least 4 x this
 
 
 @dataclass
@@ -63,9 +66,13 @@ def clean(gray: np.ndarray) -> Page:
     small = darkness
     if scale < 1:
         small = cv2.resize(darkness, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    marks = _marks(small)
+    marks, grain = _marks(small)
     (walls_across, walls_down), cells = find_boxes(marks)
     across, down = find_rules(marks & ~(walls_across | walls_down), small)
+    if grain > MIN_GRAIN and not (cells or across.any() or down.any()):
+        # nothing printed stood out of the paper's grain: unless a dense grid passed for it
+        marks, _ = _marks(small, lines_out=True)
+        across, down = find_rules(marks, small)
     # a box's walls go as rules go: what is darker than them, or crosses them, stays
     across, down = (
         _full_size(m, darkness.shape) for m in (across | walls_across, down | walls_down)
@@ -156,14 +163,19 @@ def _light_ink(small: np.ndarray, size: int) -> bool:
     return bool(np.count_nonzero(strokes & (off > 0)) > np.count_nonzero(strokes & (off < 0)))
 
 
-def _marks(darkness: np.ndarray) -> np.ndarray:
-    """uint8 mask of everything darker than the paper by more than its grain: strokes and print
-    alike, the faint print of a pale rule included."""
+def _marks(darkness: np.ndarray, lines_out: bool = False) -> tuple[np.ndarray, float]:
+    """uint8 mask of everything darker than the paper by more than its grain (strokes and print
+    alike, the faint print of a pale rule included), and that grain. With `lines_out`, each
+    row's and each column's own level is taken out before the grain is measured: a dense grid
+    covers half the page, and would pass for grain."""
     smooth = cv2.GaussianBlur(darkness, (0, 0), 1.0)
     sample = smooth[:: _step(smooth), :: _step(smooth)]
+    if lines_out:
+        sample = sample - np.median(sample, axis=1, keepdims=True)
+        sample = sample - np.median(sample, axis=0, keepdims=True)
     (middle,) = quantiles(sample, [0.5])
     (grain,) = quantiles(np.abs(sample - middle), [0.5])  # the paper's own
-    return (smooth > max(8.0, 4.0 * grain)).astype(np.uint8)
+    return (smooth > max(4.0 * MIN_GRAIN, 4.0 * grain)).astype(np.uint8), grain
 
 
 def find_rules(marks: np.ndarray, darkness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
