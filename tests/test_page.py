@@ -198,6 +198,18 @@ def test_a_bold_filled_loop_is_no_shade():
     assert cleaning.flatten(shaded)[100, 100] > 200
 
 
+def test_a_board_lit_in_its_middle_is_flattened():
+    """Chalk on a board lit by a spot in its middle: the board's ground, seen as paper, is
+    darker only inside the page, which for dark ink would be a filled loop; under light ink it
+    is light all the same, and is evened out."""
+    ys, xs = np.mgrid[0:120, 0:200].astype(np.float32)
+    page = 50.0 + 90.0 * np.exp(-(((xs - 100) / 60) ** 2) - ((ys - 60) / 40) ** 2)
+    page[20:100, 60:66] = page[20:100, 134:140] = 235.0  # chalk strokes
+    flat = cleaning.flatten(page)
+    assert abs(flat[60, 100] - flat[5, 5]) < 40  # 89 when the spot was taken for a loop
+    assert flat[60, 63] < 60 and flat[60, 137] < 60
+
+
 def test_light_ink_on_an_evenly_lit_dark_ground_is_turned_over():
     page = np.full((100, 100), 20.0, np.float32)
     page[20:80, 45:52] = 230.0

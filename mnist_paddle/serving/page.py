@@ -112,7 +112,8 @@ def flatten(gray: np.ndarray) -> np.ndarray:
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
     # the ground with the strokes closed over, were they dark, and were they light
     dark_ink = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel)
-    light_ink = None if _even(dark_ink) else cv2.morphologyEx(small, cv2.MORPH_OPEN, kernel)
+    even = _even(dark_ink, inside_only=True)  # a filled loop is no shade (below)
+    light_ink = None if even else cv2.morphologyEx(small, cv2.MORPH_OPEN, kernel)
     if light_ink is None or _even(255.0 - light_ink):  # evenly lit: ink the far side of the ground
         # the ground is the page's median, not its border's: a grid's lines may run along it
         low, ground, high = quantiles(small, [0.01, 0.5, 0.99])
@@ -141,13 +142,16 @@ def quantiles(values: np.ndarray, qs: list[float]) -> list[float]:
     ]
 
 
-def _even(paper: np.ndarray) -> bool:
-    """Whether the paper's brightness varies by less than UNEVEN of itself, or varies only
-    inside the page: uneven light reaches the page's edge, where a bold digit's filled loop,
-    which the closing could not open up, does not."""
+def _even(paper: np.ndarray, inside_only: bool = False) -> bool:
+    """Whether the paper's brightness varies by less than UNEVEN of itself, or, with
+    `inside_only`, is that much darker only inside the page: uneven light reaches the page's
+    edge, where a bold digit's filled loop, which the closing could not open up, does not. (Not
+    for the ground under light ink: there the page's lit middle would pass for a loop.)"""
     low, high = quantiles(paper, [0.02, 0.98])
     if high <= 0 or (high - low) / high < UNEVEN:
         return True
+    if not inside_only:
+        return False
     edge = min(paper[0].min(), paper[-1].min(), paper[:, 0].min(), paper[:, -1].min())
     return bool(edge >= (1 - UNEVEN) * high)
 
