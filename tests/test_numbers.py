@@ -215,6 +215,18 @@ def test_a_digit_tall_piece_under_no_digit_read_is_read_too():
     assert numbers.missed_digits(added, steps, found) == added  # nothing more to add
 
 
+def test_a_dark_band_along_the_top_edge_is_no_ink(test_digits):
+    """What a shadow thinner than the cleaning's closing leaves along the page's top edge is
+    no digit: the strip holds the number alone, as without the band."""
+    images, _ = test_digits
+    gray = written([images[k] for k in (0, 1, 2)])
+    alone = strip_of(gray).pixels
+    shaded = gray.copy()
+    shaded[:20] *= np.linspace(0.4, 0.9, 20)[:, None]  # a soft band, darkest at the edge
+    assert strip_of(shaded).pixels.shape == alone.shape
+    assert np.abs(strip_of(shaded).pixels - alone).max() < 0.05
+
+
 def test_no_ink_is_no_strip():
     assert strip_of(np.full((60, 200), 230.0)) is None
 

@@ -5,7 +5,8 @@ number composed for training (train/strips.py calls `make_strip` on its ink), so
 taught on what it will be shown:
 
 1. the ink and its mask: whatever differs from the background, faint strokes kept where they
-   join strong ones, specks dropped (a large photo is first shrunk so its digits are about
+   join strong ones, specks dropped, and a band along the top or bottom edge (a shadow's, that
+   the page's cleaning left) too (a large photo is first shrunk so its digits are about
    WORK_HEIGHT pixels tall: the strip needs no more);
 2. a digit's height: the median height of the mask's larger pieces;
 3. the ink scaled so that a digit is DIGIT_HEIGHT pixels tall (MNIST's 20-pixel box), cropped
@@ -32,6 +33,7 @@ WORK_HEIGHT = 40  # px: a large image is shrunk until its digits are about this 
 HYSTERESIS = 0.6  # faint ink down to this share of the strong threshold joins strong strokes
 SPECK = 0.25  # a piece smaller than this share of a digit's height in both directions: a speck
 TALL = 0.5  # pieces at least this share of the tallest one are digits (or touching digits)
+EDGE_BAND = 0.5  # a piece along the top or bottom edge for this share of the width: no digit
 
 
 @dataclass
@@ -91,7 +93,7 @@ def find_ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
     count, labels = cv2.connectedComponents((ink >= HYSTERESIS * level).astype(np.uint8), 8)
     keep = np.unique(labels[strong > 0])
     mask = np.isin(labels, keep[keep > 0]).astype(np.uint8)
-    return ink, _without_specks(mask), scale
+    return ink, _without_specks(_without_edge_bands(mask)), scale
 
 
 def ink_outside(mask: np.ndarray, scale: float, cells: list[tuple[int, int, int, int]]) -> bool:
@@ -130,6 +132,19 @@ def digit_height(mask: np.ndarray) -> float | None:
     if not len(heights):
         return None
     return max(1.0, float(np.median(heights[heights >= TALL * heights.max()])))
+
+
+def _without_edge_bands(mask: np.ndarray) -> np.ndarray:
+    """`mask` without the pieces that run along its top or bottom edge for EDGE_BAND of its
+    width or more: a shadow's band that the page's cleaning took for a stroke (thinner than its
+    closing), or the page's own edge. Digits touch an edge at a few strokes. (Not the sides:
+    there one 1 may run along half the height.)"""
+    count, labels = cv2.connectedComponents(mask, connectivity=8)
+    width = mask.shape[1]
+    along = [np.bincount(labels[row], minlength=count) for row in (0, -1)]
+    band = (along[0] >= EDGE_BAND * width) | (along[1] >= EDGE_BAND * width)
+    band[0] = False  # the background
+    return np.where(band[labels], 0, mask).astype(np.uint8) if band.any() else mask
 
 
 def _without_specks(mask: np.ndarray) -> np.ndarray:
