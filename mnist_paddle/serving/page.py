@@ -112,7 +112,9 @@ def flatten(gray: np.ndarray) -> np.ndarray:
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
     # the ground with the strokes closed over, were they dark, and were they light
     dark_ink = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel)
-    even = _even(dark_ink, inside_only=True)  # a filled loop is no shade (below)
+    # a filled loop is no shade (below); on a page smaller than the coarse copy a small print's
+    # blurred strokes are as wide as the closing and are not closed over: not there
+    even = _even(dark_ink, inside_only=min(gray.shape) >= COARSE)
     light_ink = None if even else cv2.morphologyEx(small, cv2.MORPH_OPEN, kernel)
     if light_ink is None or _even(255.0 - light_ink):  # evenly lit: ink the far side of the ground
         # the ground is the page's median, not its border's: a grid's lines may run along it
