@@ -5,8 +5,9 @@ pages with a shadow across them. `clean` takes those away, for single digits and
 
 1. uneven light (`flatten`): the paper's brightness is estimated locally (the page with its
    strokes closed over, at a coarse scale) and divided out, so a shadow's edge is no stroke;
-   a page lit evenly is left as it is, and so is one whose paper looks darker only inside it
-   (uneven light reaches the page's edge; a bold digit's filled loop does not);
+   a page lit evenly is left as it is, and so is one whose paper, under dark ink, looks darker
+   only inside it (uneven light reaches the page's edge; a bold digit's filled loop does not;
+   on pages of COARSE pixels or more, where the closing is wider than a stroke);
 2. a form's boxes (forms.find_boxes): pieces of print that close into a rectangle, or a comb of
    them (walls across the whole height between its top and bottom edges); each box is a cell,
    its content read as one digit, and the printed walls go;
@@ -39,7 +40,8 @@ UNEVEN = 0.12  # paper whose brightness varies by less than this share is left a
 RULE_LENGTH = 0.85  # a rule runs across at least this share of the page
 RULE_THICKNESS = 0.06  # ... and is no thicker than this share of the page's other side (>= 3 px)
 DETECT = 256  # px: print is looked for on a copy whose shorter side is at most this
-MIN_GRAIN = 2.0  # gray levels: marks are 4 grains darker than the paper, and at least 4 x this
+MIN_GRAIN = 2.0  # gray levels: marks are 4 grains darker than the paper and at least 4 x this;
+# above it, a page with no print found is looked at again (a dense grid may be the "grain")
 
 
 @dataclass

@@ -5,9 +5,9 @@ number composed for training (train/strips.py calls `make_strip` on its ink), so
 taught on what it will be shown:
 
 1. the ink and its mask: whatever differs from the background, faint strokes kept where they
-   join strong ones, specks dropped, and a band along the top or bottom edge (a shadow's, that
-   the page's cleaning left) too (a large photo is first shrunk so its digits are about
-   WORK_HEIGHT pixels tall: the strip needs no more);
+   join strong ones, specks dropped, and so is a band along the top or bottom edge (a shadow's,
+   left by the page's cleaning); a large photo is first shrunk so its digits are about
+   WORK_HEIGHT pixels tall (the strip needs no more);
 2. a digit's height: the median height of the mask's larger pieces;
 3. the ink scaled so that a digit is DIGIT_HEIGHT pixels tall (MNIST's 20-pixel box), cropped
    to HEIGHT rows around it and MARGIN blank columns on each side.
