@@ -68,12 +68,14 @@ def clean(gray: np.ndarray) -> Page:
     small = darkness
     if scale < 1:
         small = cv2.resize(darkness, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    marks, grain = _marks(small)
+    smooth = cv2.GaussianBlur(small, (0, 0), 1.0)
+    grain = _grain(smooth)
+    marks = _marks(smooth, grain)
     (walls_across, walls_down), cells = find_boxes(marks)
     across, down = find_rules(marks & ~(walls_across | walls_down), small)
     if grain > MIN_GRAIN and not (cells or across.any() or down.any()):
         # nothing printed stood out of the paper's grain: unless a dense grid passed for it
-        marks, _ = _marks(small, lines_out=True)
+        marks = _marks(smooth, _grain(smooth, lines_out=True))
         across, down = find_rules(marks, small)
     # a box's walls go as rules go: what is darker than them, or crosses them, stays
     across, down = (
@@ -171,19 +173,23 @@ def _light_ink(small: np.ndarray, size: int) -> bool:
     return bool(np.count_nonzero(strokes & (off > 0)) > np.count_nonzero(strokes & (off < 0)))
 
 
-def _marks(darkness: np.ndarray, lines_out: bool = False) -> tuple[np.ndarray, float]:
-    """uint8 mask of everything darker than the paper by more than its grain (strokes and print
-    alike, the faint print of a pale rule included), and that grain. With `lines_out`, each
-    row's and each column's own level is taken out before the grain is measured: a dense grid
-    covers half the page, and would pass for grain."""
-    smooth = cv2.GaussianBlur(darkness, (0, 0), 1.0)
+def _grain(smooth: np.ndarray, lines_out: bool = False) -> float:
+    """The paper's own grain in `smooth` (the darkness, slightly blurred): the median distance
+    from the median. With `lines_out`, each row's and each column's own level is taken out
+    first: a dense grid covers half the page, and would pass for grain."""
     sample = smooth[:: _step(smooth), :: _step(smooth)]
     if lines_out:
         sample = sample - np.median(sample, axis=1, keepdims=True)
         sample = sample - np.median(sample, axis=0, keepdims=True)
     (middle,) = quantiles(sample, [0.5])
-    (grain,) = quantiles(np.abs(sample - middle), [0.5])  # the paper's own
-    return (smooth > max(4.0 * MIN_GRAIN, 4.0 * grain)).astype(np.uint8), grain
+    (grain,) = quantiles(np.abs(sample - middle), [0.5])
+    return grain
+
+
+def _marks(smooth: np.ndarray, grain: float) -> np.ndarray:
+    """uint8 mask of everything darker than the paper by more than its `grain`: strokes and
+    print alike, the faint print of a pale rule included."""
+    return (smooth > max(4.0 * MIN_GRAIN, 4.0 * grain)).astype(np.uint8)
 
 
 def find_rules(marks: np.ndarray, darkness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -240,28 +246,24 @@ def _without_rules(
     as it is on the paper; where a stroke crosses a rule nearly as dark as itself, the stroke
     is joined across it from both sides."""
     out = darkness.copy()
-    levels = {}
-    for mask, axis in ((across, 1), (down, 0)):
-        if not mask.any():
-            continue
+    rules = [(mask, axis == 1, _rule_level(darkness, mask, axis))
+             for mask, axis in ((across, 1), (down, 0)) if mask.any()]  # fmt: skip
+    for mask, _, level in rules:
         # ink lets through a share of the light that reaches it: over a rule that passes
         # (paper - level) of the paper's, a stroke's darkness d becomes level + d (1 - level/paper)
-        level = levels[axis] = _rule_level(darkness, mask, axis)
         gain = paper / np.maximum(paper - level, 1.0)
         out = np.where(mask > 0, np.maximum(out - level, 0) * gain, out)
     # the strokes either side, not the rules' own soft edges (the pixel next to them)
     near_rules = cv2.dilate(across | down, np.ones((3, 3), np.uint8)) > 0
     strokes = np.where(near_rules, 0, out).astype(np.float32)
-    for mask, horizontal in ((across, True), (down, False)):
-        if not mask.any():
-            continue
+    for mask, horizontal, level in rules:
         length = 2 * round(_thickness(mask, horizontal)) + 3  # across the rule and a little
         kernel = np.ones((length, 1) if horizontal else (1, length), np.uint8)
         joined = cv2.morphologyEx(strokes, cv2.MORPH_CLOSE, kernel)  # both sides' ink, if any
         # only a rule at least two thirds as dark as the strokes hides one crossing it: over a
         # paler one a crossing stroke is there already (above), and strokes that end either
         # side of it (a 1 before a 3 across a margin) must not be joined
-        hides = (mask > 0) & (3 * levels[1 if horizontal else 0] >= 2 * joined)
+        hides = (mask > 0) & (3 * level >= 2 * joined)
         out = np.where(hides, np.maximum(out, joined), out)
     return out
 
