@@ -146,6 +146,35 @@ def test_a_forms_boxes_are_found_touching_or_apart(digits, apart):
     assert all(ink_columns)  # each cell holds its digit
 
 
+def box_page(tick: int = 0, stem: int = 0) -> np.ndarray:
+    """A page with one printed box 80 px wide and tall (walls 2 px) holding a short bar; with
+    `tick`, a stroke's end that long stuck on the box's right wall outside it; with `stem`, a
+    stroke that wide down the box's whole height, touching its top and bottom walls."""
+    page = np.full((160, 200), 235.0, np.float32)
+    cv2.rectangle(page, (60, 40), (140, 120), 60.0, 2)
+    page[65:95, 97:103] = 30.0  # a 1 inside
+    page[78:80, 141 : 141 + tick] = 60.0
+    if stem:
+        page[40:121, 100 - stem // 2 : 100 + stem // 2] = 30.0
+    return page
+
+
+def test_a_box_with_a_stroke_stuck_on_outside_is_found():
+    """A speck or a stroke's end stuck on a box's wall outside it widens the printed piece; the
+    box's walls are still found (measured along the box, not along the piece)."""
+    assert len(cleaning.clean(box_page()).cells) == 1
+    cells = cleaning.clean(box_page(tick=10)).cells
+    assert len(cells) == 1 and 55 <= cells[0][0] <= 65 and 75 <= cells[0][2] <= 85
+
+
+def test_a_stroke_down_a_whole_box_is_no_wall():
+    """A bold stroke that touches a box's top and bottom walls runs down its whole height, as a
+    wall between two cells would; with no room for a cell on either side of it, it is the
+    digit's: the box is one cell."""
+    cells = cleaning.clean(box_page(stem=36)).cells
+    assert len(cells) == 1 and 75 <= cells[0][2] <= 85
+
+
 def test_ink_outside_the_boxes_found_is_told(digits):
     """A form whose boxes were all found holds all its ink; with a box missed, its digit lies
     outside the rest (the number reader then reads the page as a line)."""

@@ -69,6 +69,21 @@ def test_a_lone_digits_pieces_lie_together():
     assert ink_box(to_mnist(page)) != ink_box(alone)
 
 
+def test_a_band_along_an_edge_is_no_digit():
+    """A shadow's band along the image's side (what the page's cleaning leaves of a shadow
+    thinner than its closing) is larger than the digit beside it, and no digit; a 1 cropped
+    tightly, along the edge itself with nothing else there, still is."""
+    page = np.full((120, 160), 230.0, np.float32)
+    page[40:80, 70:76] = page[40:80, 94:100] = 20.0  # a small 0 in the middle
+    page[40:46, 70:100] = page[74:80, 70:100] = 20.0
+    alone = to_mnist(page.copy())
+    page[:, :14] = 70.0  # the band, down the whole left side
+    assert np.abs(to_mnist(page) - alone).max() < 1
+    tight = np.full((60, 30), 230.0, np.float32)
+    tight[:, :8] = 20.0  # a 1 along the left edge
+    assert ink_box(to_mnist(tight))[0] >= 20
+
+
 def test_blank_page_has_no_digit():
     rng = np.random.default_rng(0)
     assert to_mnist(np.full((100, 100), 240.0)) is None

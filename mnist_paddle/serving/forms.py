@@ -16,24 +16,38 @@ def find_boxes(marks: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], list]:
     """The printed walls of a form's boxes (uint8 masks: those along, those across the row)
     and the cells [(x, y, w, h)] they make, left to right, each reaching into its walls (a
     digit written over a wall is still in its cell). A form's boxes: a piece of print walled on
-    all four sides, with exactly one wall along the top and one along the bottom (a squared
-    page's grid has more), split into cells by the walls that run down its whole height."""
+    all four sides (what sticks out a little, a speck or a stroke's end, left out), with
+    exactly one wall along the top and one along the bottom (a squared page's grid has more),
+    split into cells by the walls that run down its whole height (`_walls`: not a stroke)."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(marks, connectivity=8)
+    height, width = marks.shape
     walls_across, walls_down = np.zeros_like(marks), np.zeros_like(marks)
     cells = []
     for piece in range(1, count):
         x, y, w, h, _ = stats[piece]
-        if min(w, h) < BOX_SIZE:
-            continue
+        if min(w, h) < BOX_SIZE or min(x, y) == 0 or x + w == width or y + h == height:
+            continue  # too small, or on the page's edge: rules run off it, a form's boxes do not
         mine = labels[y : y + h, x : x + w] == piece
         edge = max(2, round(0.1 * min(w, h)))
         # a wall a few degrees off the axis drifts over this many rows (columns, for one down)
         drift_rows, drift_columns = max(3, round(TILT * w)), max(3, round(TILT * h))
         if not _framed(mine, edge + drift_rows, edge + drift_columns):
             continue
-        # ... and still covers its rows once thickened along them
         tall = cv2.dilate(mine.astype(np.uint8), np.ones((drift_rows, 1), np.uint8))
         wide = cv2.dilate(mine.astype(np.uint8), np.ones((1, drift_columns), np.uint8))
+        # the box lies between its outermost walls (rows and columns half covered, at least):
+        # a speck or a stroke's end stuck on outside it (`edge` at most) would dilute the
+        # walls' share
+        rows = np.flatnonzero(tall.mean(axis=1) >= 0.5)
+        columns = np.flatnonzero(wide.mean(axis=0) >= 0.5)
+        if not len(rows) or not len(columns):
+            continue
+        top, bottom, left, right = rows[0], rows[-1] + 1, columns[0], columns[-1] + 1
+        if max(top, h - bottom, left, w - right) > edge:
+            continue
+        mine, tall, wide = (a[top:bottom, left:right] for a in (mine, tall, wide))
+        x, y, h, w = x + left, y + top, bottom - top, right - left
+        # ... and still covers its rows once thickened along them
         across = runs(np.flatnonzero(tall.mean(axis=1) >= WALL))
         down = runs(np.flatnonzero(wide.mean(axis=0) >= WALL))
         walled = (
@@ -46,6 +60,7 @@ def find_boxes(marks: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], list]:
         )
         if not walled:
             continue
+        down = _walls(down, h)
         for (_, left), (right, _) in zip(down, down[1:]):
             if right - left >= 0.3 * h:  # a cell, not the gap between two walls
                 cells.append(_cell(down, across, left, right, x, y, marks.shape))
@@ -60,12 +75,24 @@ def find_boxes(marks: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], list]:
     return (walls_across, walls_down), sorted(cells)
 
 
+def _walls(down: list[tuple[int, int]], height: int) -> list[tuple[int, int]]:
+    """The walls among the runs `down` (columns of a piece `height` tall that are dark down
+    its height), without the strokes that run down a box's whole height: a run with less than
+    half the height to the next run on both sides splits a cell, it does not end one."""
+    walls, narrow = [down[0]], 0.5 * height
+    for i in range(1, len(down) - 1):
+        if not (down[i][0] - walls[-1][1] < narrow and down[i + 1][0] - down[i][1] < narrow):
+            walls.append(down[i])
+    return walls + [down[-1]]
+
+
 def _framed(piece: np.ndarray, rows: int, columns: int) -> bool:
-    """Whether a piece (bool mask) may be walled: its first and last `rows` rows cover WALL
-    of its width, and its first and last `columns` columns WALL of its height (a quick test
-    before the walls are looked for: most pieces are strokes)."""
+    """Whether a piece (bool mask) may be walled: its first and last `rows` rows cover most of
+    its width, and its first and last `columns` columns most of its height (a quick test
+    before the walls are looked for: most pieces are strokes). Most: WALL of the box, which
+    a speck or a stroke's end stuck on outside may widen by a tenth on each side."""
     return all(
-        band.any(axis=axis).mean() >= WALL
+        band.any(axis=axis).mean() >= 0.8 * WALL
         for band, axis in (
             (piece[:rows], 0),
             (piece[-rows:], 0),

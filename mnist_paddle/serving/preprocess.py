@@ -11,7 +11,8 @@ treatment here:
    background that contrasts with the strokes;
 2. clean the page (page.py): uneven light evened out, printed rules and a form's box taken away;
 3. find the background level from the image border and the ink as whatever differs from it;
-   paper texture and noise are smoothed away and specks far smaller than the digit dropped;
+   paper texture and noise are smoothed away, specks far smaller than the digit dropped, and
+   so is a shadow's band along the image's edge;
 4. crop to the ink, scale the longer side to 20 px, center by mass in 28x28.
 
 An image with no ink is "no digit found", not a guess.
@@ -44,6 +45,7 @@ MIN_CONTRAST = 24.0  # gray levels between ink and background below which there 
 STROKE, THIN_STROKE = 2.25, 1.9
 SATURATED = 0.55  # in MNIST, 56% of the pixels at half strength or more are at full (>= 250)
 SPECK = 0.05  # ink blobs smaller than this fraction of the largest are dropped
+EDGE_BAND = 0.5  # a piece along an edge of the image for this share of it: a shadow's band
 APART = 0.5  # a lone digit's pieces lie closer to its largest than this share of that one's size
 NO_DIGIT = "no digit found (the image has no ink)"
 
@@ -211,7 +213,8 @@ def ink_strength(gray: np.ndarray) -> np.ndarray | None:
 
 def digit_mask(ink: np.ndarray, alone: bool = False) -> np.ndarray | None:
     """uint8 mask of the digits' pixels: strong ink, without specks far smaller than a digit;
-    `alone` (one digit): without pieces APART from its largest (a shadow's edge, a rule's end)."""
+    `alone` (one digit): without a band along the image's edge (`edge_bands`) when other ink
+    is there, and without pieces APART from the largest (a shadow's edge, a rule's end)."""
     strength = ink * 255
     level, _ = cv2.threshold(strength.astype(np.uint8), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     mask = (strength > max(level, 255 * 0.25)).astype(np.uint8)
@@ -223,7 +226,13 @@ def digit_mask(ink: np.ndarray, alone: bool = False) -> np.ndarray | None:
     if count <= 1:
         return None
     areas = stats[1:, cv2.CC_STAT_AREA]
-    keep = areas >= SPECK * areas.max()
+    keep = np.ones(len(areas), bool)
+    if alone and count > 2:
+        # a band along an edge is no digit when more than a speck beside it lies off the edges
+        band = edge_bands(labels, count, sides=True)[1:]
+        if band.any() and not band.all() and areas[~band].max() >= SPECK * areas[band].max():
+            keep, areas = ~band, np.where(band, 0, areas)
+    keep &= areas >= SPECK * areas.max()
     if alone:
         x, y, w, h = stats[1 + int(areas.argmax()), :4]  # the largest piece's box
         px, py, pw, ph = stats[1:, :4].T  # every piece's
@@ -233,6 +242,22 @@ def digit_mask(ink: np.ndarray, alone: bool = False) -> np.ndarray | None:
     if keep.all():
         return mask
     return np.concatenate([[0], keep]).astype(np.uint8)[labels]
+
+
+def edge_bands(labels: np.ndarray, count: int, sides: bool) -> np.ndarray:
+    """Per label of `labels` (0 to count - 1, 0 the background), whether its piece runs along
+    the image's top or bottom edge for EDGE_BAND of its width or more, or with `sides` along
+    its left or right edge for EDGE_BAND of its height: a shadow's band that the page's
+    cleaning took for a stroke (thinner than its closing), or the page's own edge."""
+    height, width = labels.shape
+    edges = [(labels[0], width), (labels[-1], width)]
+    if sides:
+        edges += [(labels[:, 0], height), (labels[:, -1], height)]
+    band = np.zeros(count, bool)
+    for line, length in edges:
+        band |= np.bincount(line, minlength=count) >= EDGE_BAND * length
+    band[0] = False  # the background
+    return band
 
 
 def _fit_box(digit: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from mnist_paddle.serving.preprocess import digit_mask, ink_strength
+from mnist_paddle.serving.preprocess import digit_mask, edge_bands, ink_strength
 
 DIGIT_HEIGHT = 20  # px: a digit in the strip, as tall as MNIST's digits in their 28x28 frame
 HEIGHT = 36  # px: the strip; room for digits written 8 px above or below the others
@@ -33,7 +33,6 @@ WORK_HEIGHT = 40  # px: a large image is shrunk until its digits are about this 
 HYSTERESIS = 0.6  # faint ink down to this share of the strong threshold joins strong strokes
 SPECK = 0.25  # a piece smaller than this share of a digit's height in both directions: a speck
 TALL = 0.5  # pieces at least this share of the tallest one are digits (or touching digits)
-EDGE_BAND = 0.5  # a piece along the top or bottom edge for this share of the width: no digit
 
 
 @dataclass
@@ -135,15 +134,11 @@ def digit_height(mask: np.ndarray) -> float | None:
 
 
 def _without_edge_bands(mask: np.ndarray) -> np.ndarray:
-    """`mask` without the pieces that run along its top or bottom edge for EDGE_BAND of its
-    width or more: a shadow's band that the page's cleaning took for a stroke (thinner than its
-    closing), or the page's own edge. Digits touch an edge at a few strokes. (Not the sides:
-    there one 1 may run along half the height.)"""
+    """`mask` without the pieces that run along its top or bottom edge (`edge_bands`). Digits
+    touch an edge at a few strokes. (Not the sides: there one 1 may run along half the
+    height.)"""
     count, labels = cv2.connectedComponents(mask, connectivity=8)
-    width = mask.shape[1]
-    along = [np.bincount(labels[row], minlength=count) for row in (0, -1)]
-    band = (along[0] >= EDGE_BAND * width) | (along[1] >= EDGE_BAND * width)
-    band[0] = False  # the background
+    band = edge_bands(labels, count, sides=False)
     return np.where(band[labels], 0, mask).astype(np.uint8) if band.any() else mask
 
 
