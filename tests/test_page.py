@@ -146,16 +146,19 @@ def test_a_forms_boxes_are_found_touching_or_apart(digits, apart):
     assert all(ink_columns)  # each cell holds its digit
 
 
-def box_page(tick: int = 0, stem: int = 0) -> np.ndarray:
+def box_page(tick: int = 0, stem: int = 0, bar: bool = False) -> np.ndarray:
     """A page with one printed box 80 px wide and tall (walls 2 px) holding a short bar; with
     `tick`, a stroke's end that long stuck on the box's right wall outside it; with `stem`, a
-    stroke that wide down the box's whole height, touching its top and bottom walls."""
+    stroke that wide down the box's whole height, touching its top and bottom walls; with
+    `bar`, a stroke across the box from wall to wall (a bold 7's)."""
     page = np.full((160, 200), 235.0, np.float32)
     cv2.rectangle(page, (60, 40), (140, 120), 60.0, 2)
     page[65:95, 97:103] = 30.0  # a 1 inside
     page[78:80, 141 : 141 + tick] = 60.0
     if stem:
         page[40:121, 100 - stem // 2 : 100 + stem // 2] = 30.0
+    if bar:
+        page[58:64, 60:141] = 30.0
     return page
 
 
@@ -167,12 +170,14 @@ def test_a_box_with_a_stroke_stuck_on_outside_is_found():
     assert len(cells) == 1 and 55 <= cells[0][0] <= 65 and 75 <= cells[0][2] <= 85
 
 
-def test_a_stroke_down_a_whole_box_is_no_wall():
+def test_a_stroke_down_or_across_a_whole_box_is_no_wall():
     """A bold stroke that touches a box's top and bottom walls runs down its whole height, as a
     wall between two cells would; with no room for a cell on either side of it, it is the
-    digit's: the box is one cell."""
+    digit's: the box is one cell. So is a box with a stroke across it from wall to wall."""
     cells = cleaning.clean(box_page(stem=36)).cells
     assert len(cells) == 1 and 75 <= cells[0][2] <= 85
+    cells = cleaning.clean(box_page(bar=True)).cells
+    assert len(cells) == 1 and cells[0][1] < 40 and cells[0][1] + cells[0][3] > 120
 
 
 def test_ink_outside_the_boxes_found_is_told(digits):

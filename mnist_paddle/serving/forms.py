@@ -17,8 +17,9 @@ def find_boxes(marks: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], list]:
     and the cells [(x, y, w, h)] they make, left to right, each reaching into its walls (a
     digit written over a wall is still in its cell). A form's boxes: a piece of print walled on
     all four sides (what sticks out a little, a speck or a stroke's end, left out), with
-    exactly one wall along the top and one along the bottom (a squared page's grid has more),
-    split into cells by the walls that run down its whole height (`_walls`: not a stroke)."""
+    exactly one wall along the top and one along the bottom (a squared page's grid has more; a
+    single box may have a stroke across it too), split into cells by the walls that run down
+    its whole height (`_walls`: not a stroke)."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(marks, connectivity=8)
     height, width = marks.shape
     walls_across, walls_down = np.zeros_like(marks), np.zeros_like(marks)
@@ -51,9 +52,9 @@ def find_boxes(marks: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], list]:
         across = runs(np.flatnonzero(tall.mean(axis=1) >= WALL))
         down = runs(np.flatnonzero(wide.mean(axis=0) >= WALL))
         walled = (
-            len(across) == 2
+            len(across) >= 2
             and across[0][0] <= edge
-            and across[1][1] >= h - edge
+            and across[-1][1] >= h - edge
             and len(down) >= 2
             and down[0][0] <= edge
             and down[-1][1] >= w - edge
@@ -61,6 +62,10 @@ def find_boxes(marks: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], list]:
         if not walled:
             continue
         down = _walls(down, h)
+        if len(across) > 2:  # a third wall along: a stroke across one box, or a grid
+            if len(down) > 2:
+                continue
+            across = [across[0], across[-1]]
         for (_, left), (right, _) in zip(down, down[1:]):
             if right - left >= 0.3 * h:  # a cell, not the gap between two walls
                 cells.append(_cell(down, across, left, right, x, y, marks.shape))
