@@ -180,6 +180,16 @@ def test_a_stroke_down_or_across_a_whole_box_is_no_wall():
     assert len(cells) == 1 and cells[0][1] < 40 and cells[0][1] + cells[0][3] > 120
 
 
+def test_walls_with_no_room_for_a_digit_are_no_box():
+    """A narrow 0 drawn with straight sides is walled all round like a box, but too narrow to
+    hold a digit: it is no box, and nothing of it is removed."""
+    page = np.full((160, 200), 235.0, np.float32)
+    cv2.rectangle(page, (90, 40), (110, 120), 30.0, 3)
+    cleaned = cleaning.clean(page)
+    assert not cleaned.cells and not cleaned.removed.any()
+    assert cleaned.gray[80, 90] < 100
+
+
 def test_ink_outside_the_boxes_found_is_told(digits):
     """A form whose boxes were all found holds all its ink; with a box missed, its digit lies
     outside the rest (the number reader then reads the page as a line)."""

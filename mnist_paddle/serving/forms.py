@@ -66,9 +66,15 @@ def find_boxes(marks: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], list]:
             if len(down) > 2:
                 continue
             across = [across[0], across[-1]]
-        for (_, left), (right, _) in zip(down, down[1:]):
-            if right - left >= 0.3 * h:  # a cell, not the gap between two walls
-                cells.append(_cell(down, across, left, right, x, y, marks.shape))
+        gaps = [(left, right) for (_, left), (right, _) in zip(down, down[1:])]
+        mine_cells = [
+            _cell(down, across, left, right, x, y, marks.shape)
+            for left, right in gaps
+            if right - left >= 0.3 * h  # a cell, not the gap between two walls
+        ]
+        if not mine_cells:  # walls with no room for a digit between them: no box
+            continue
+        cells += mine_cells
         for wall, bands, row in ((walls_across, across, True), (walls_down, down, False)):
             band = np.zeros_like(mine)
             for a, b in bands:
