@@ -1,4 +1,4 @@
-"""Image files -> MNIST-like 28x28 digits (mnist_paddle/serving/preprocess.py)."""
+"""Image files -> MNIST-like 28x28 digits (serving/images.py, then serving/preprocess.py)."""
 
 import cv2
 import numpy as np
@@ -7,7 +7,8 @@ from conftest import png_header
 from PIL import Image
 
 from mnist_paddle.errors import UserError
-from mnist_paddle.serving.preprocess import MAX_PIXELS, load_digit, read_gray, to_mnist
+from mnist_paddle.serving.images import MAX_PIXELS, read_gray
+from mnist_paddle.serving.preprocess import load_digit, to_mnist
 
 
 def bar(height: int = 60, width: int = 60, top: int = 10, left: int = 25) -> np.ndarray:

@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 
 from mnist_paddle.bench.pages import NUMBER_GROUPS
+from mnist_paddle.serving.images import read_gray
 from mnist_paddle.serving.numbers import NumberReader
-from mnist_paddle.serving.preprocess import read_gray
 from mnist_paddle.train import synth
 from mnist_paddle.train.calibrate import calibration_error
 

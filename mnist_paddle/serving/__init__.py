@@ -3,7 +3,8 @@
     page        the page cleaned first: uneven light flattened, printed rules and a form's boxes
     forms       a form's boxes found on the page, each box a cell holding one digit
     debug       what the readers saw, as pictures (--debug-dir, the service's page)
-    preprocess  image file -> the 28x28 digit an MNIST model expects, made as MNIST made its own
+    images      image files and bytes -> gray levels (any common format, size limits, transparency)
+    preprocess  a gray image -> the 28x28 digit an MNIST model expects, made as MNIST made its own
     inference   the Recognizer: Paddle Inference predictors for an export folder
     strip       a whole number's ink as the strip the line model reads, and the way back
     ctc         the line model's steps decoded into digits, each with the steps that read it

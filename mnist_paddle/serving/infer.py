@@ -140,7 +140,7 @@ def probability(text: str) -> float:
 def collect_images(args: list[str]) -> list[Path | dict]:
     """Files and folders from the command line -> image paths, with an error dict in place of
     each argument that is missing or a folder without images; in the order given."""
-    from mnist_paddle.serving.preprocess import IMAGE_EXTENSIONS
+    from mnist_paddle.serving.images import IMAGE_EXTENSIONS
 
     items: list[Path | dict] = []
     for arg in args:

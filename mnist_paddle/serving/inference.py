@@ -26,8 +26,9 @@ from mnist_paddle.errors import UserError, first_line
 from mnist_paddle.fileio import atomic_path
 from mnist_paddle.serving import gpu
 from mnist_paddle.serving.debug import picture
+from mnist_paddle.serving.images import read_gray
 from mnist_paddle.serving.onnx import OnnxPredictor
-from mnist_paddle.serving.preprocess import NO_DIGIT, page_digit, read_gray
+from mnist_paddle.serving.preprocess import NO_DIGIT, page_digit
 
 METADATA = "metadata.json"
 # 2: the SHA-256 of each file; 3: temperature, min_prob; 4: the line model alone reads numbers

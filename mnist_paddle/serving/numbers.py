@@ -34,6 +34,7 @@ from mnist_paddle.errors import UserError
 from mnist_paddle.serving import gpu
 from mnist_paddle.serving.ctc import BLANK, Digit, read_digits
 from mnist_paddle.serving.debug import write_debug
+from mnist_paddle.serving.images import read_gray
 from mnist_paddle.serving.inference import (
     Recognizer,
     checked_file,
@@ -43,7 +44,7 @@ from mnist_paddle.serving.inference import (
     softmax,
 )
 from mnist_paddle.serving.page import Page, clean
-from mnist_paddle.serving.preprocess import NO_DIGIT, ink_to_mnist, read_gray, to_mnist
+from mnist_paddle.serving.preprocess import NO_DIGIT, ink_to_mnist, to_mnist
 from mnist_paddle.serving.strip import STRIDE, Strip, find_ink, ink_outside, make_strip
 
 # -log P(reading) below this is no doubt at all: a number's probability is a logistic in the log

@@ -43,15 +43,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from mnist_paddle.serving.debug import picture
+from mnist_paddle.serving.images import NotAnImage, decode_gray, image_pixels
 from mnist_paddle.serving.inference import Recognizer
 from mnist_paddle.serving.numbers import NumberReader
-from mnist_paddle.serving.preprocess import (
-    NO_DIGIT,
-    NotAnImage,
-    decode_gray,
-    image_pixels,
-    page_digit,
-)
+from mnist_paddle.serving.preprocess import NO_DIGIT, page_digit
 
 PAGE = Path(__file__).with_name("page.html")
 # Requests of single digits up to this many pixels in all are answered on the event loop: a
