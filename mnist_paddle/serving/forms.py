@@ -48,7 +48,7 @@ def find_boxes(marks: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], list]:
             continue
         mine, tall, wide = (a[top:bottom, left:right] for a in (mine, tall, wide))
         x, y, h, w = x + left, y + top, bottom - top, right - left
-        # ... and still covers its rows once thickened along them
+        # its walls: the rows (columns) it covers along WALL of the box once thickened along them
         across = runs(np.flatnonzero(tall.mean(axis=1) >= WALL))
         down = runs(np.flatnonzero(wide.mean(axis=0) >= WALL))
         walled = (
@@ -66,10 +66,9 @@ def find_boxes(marks: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], list]:
             if len(down) > 2:
                 continue
             across = [across[0], across[-1]]
-        gaps = [(left, right) for (_, left), (right, _) in zip(down, down[1:])]
         mine_cells = [
             _cell(down, across, left, right, x, y, marks.shape)
-            for left, right in gaps
+            for (_, left), (right, _) in zip(down, down[1:])
             if right - left >= 0.3 * h  # a cell, not the gap between two walls
         ]
         if not mine_cells:  # walls with no room for a digit between them: no box

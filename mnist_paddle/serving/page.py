@@ -246,8 +246,11 @@ def _without_rules(
     as it is on the paper; where a stroke crosses a rule nearly as dark as itself, the stroke
     is joined across it from both sides."""
     out = darkness.copy()
-    rules = [(mask, axis == 1, _rule_level(darkness, mask, axis))
-             for mask, axis in ((across, 1), (down, 0)) if mask.any()]  # fmt: skip
+    rules = [
+        (mask, axis == 1, _rule_level(darkness, mask, axis))
+        for mask, axis in ((across, 1), (down, 0))
+        if mask.any()
+    ]
     for mask, _, level in rules:
         # ink lets through a share of the light that reaches it: over a rule that passes
         # (paper - level) of the paper's, a stroke's darkness d becomes level + d (1 - level/paper)
