@@ -18,7 +18,7 @@ from mnist_paddle.serving import numbers as reading
 from mnist_paddle.serving.ctc import decode
 from mnist_paddle.serving.inference import softmax
 from mnist_paddle.serving.numbers import LONG, UNREAD, NumberReader
-from mnist_paddle.serving.strip import HEIGHT, STRIDE
+from mnist_paddle.serving.strip import FRAME_STEPS, HEIGHT, STRIDE
 from mnist_paddle.train import numbers, pages, strips
 from mnist_paddle.train.data import mnist_files, read_idx
 from mnist_paddle.train.fonts import training_fonts
@@ -133,6 +133,32 @@ def test_a_long_number_is_never_sure(number_export, monkeypatch):
         return reader.read(np.zeros((40, 40), np.float32))
 
     assert read_as(LONG - 1)["sure"] and not read_as(LONG)["sure"]
+
+
+def test_a_forms_digits_are_read_by_both_models(number_export, monkeypatch):
+    """In a form, each box's digit is the likeliest under the digit model's verdict times the
+    line model's reading over that box's frame: with the digit model undecided, the line
+    model's 3 over the second frame's steps, a stronger 7 at the steps either side of them (the
+    first and third frames' last and first) and 5 elsewhere decide."""
+    reader = NumberReader(number_export)
+    images = read_idx(mnist_files(DATA, "test")[0])
+    page = pages.handwritten("boxes", list(images[:4]), np.random.default_rng(3))
+    gray = cv2.cvtColor(page, cv2.COLOR_BGR2GRAY).astype(np.float32)
+
+    def line_logits(pixels):
+        logits = np.zeros((pixels.shape[1] // STRIDE, 11), np.float32)
+        logits[:, 6] = 5.0  # a 5 everywhere ...
+        logits[FRAME_STEPS + 1 : 2 * FRAME_STEPS + 1, 4] = 10.0  # ... but a 3 over the second box
+        logits[[FRAME_STEPS, 2 * FRAME_STEPS + 1], 8] = 12.0  # a 7 at the steps either side
+        return logits
+
+    monkeypatch.setattr(reader, "logits", line_logits)
+    monkeypatch.setattr(
+        reader.digit_model, "digit_probabilities", lambda cuts: np.full((len(cuts), 10), 0.1)
+    )
+    result = reader.read(gray)
+    assert result["reading"].strip is None
+    assert result["number"] == "7375"
 
 
 def test_a_forms_number_is_sure_from_the_box_threshold(number_export, monkeypatch):

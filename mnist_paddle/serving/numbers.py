@@ -1,8 +1,9 @@
 """Whole numbers: the digits of one image, read left to right (`deploy/infer.py --number`).
 
 The page is cleaned first (page.py: even light, no printed rules); on a form, each of its boxes
-holds one digit, which the digit model reads (unless ink lies outside the boxes found: they are
-not the whole form). Otherwise two models read them, the line model and the digit model:
+holds one digit, made an MNIST frame and read by both models as in step 5, the line model over
+the frames set side by side (unless ink lies outside the boxes found: they are not the whole
+form). Otherwise the two models read them so:
 
 1. find the ink (strip.find_ink): whatever differs from the background, specks dropped;
 2. make its strip (strip.make_strip): the ink scaled so that a digit is 20 pixels tall, as in
@@ -45,7 +46,15 @@ from mnist_paddle.serving.inference import (
 )
 from mnist_paddle.serving.page import Page, clean
 from mnist_paddle.serving.preprocess import NO_DIGIT, ink_to_mnist, to_mnist
-from mnist_paddle.serving.strip import STRIDE, Strip, find_ink, ink_outside, make_strip
+from mnist_paddle.serving.strip import (
+    FRAME_STEPS,
+    STRIDE,
+    Strip,
+    find_ink,
+    frames_strip,
+    ink_outside,
+    make_strip,
+)
 
 # -log P(reading) below this is no doubt at all: a number's probability is a logistic in the log
 # of its doubt, which spreads out the confident readings (train/number_check.py fits it; 1e-6
@@ -65,7 +74,7 @@ class Reading(NamedTuple):
     """What the reader read in an image, before an answer is made of it."""
 
     digits: list[int]
-    probs: list[float]  # each digit's probability (under both models, or in a box the digit's)
+    probs: list[float]  # each digit's probability under both models
     boxes: list[list[int]]  # each digit's [x, y, w, h] in the image
     cuts: list[np.ndarray]  # each digit as the digit model saw it, (28, 28)
     page: Page  # the page cleaned
@@ -111,17 +120,15 @@ class NumberReader:
         columns = digit_columns(read, strip.pixels.shape[1])
         cuts = cut_digits(found[0], found[1], [strip.columns(*c) for c in columns])
         verdicts = self.digit_model.digit_probabilities(cuts) if cuts else []
-        digits, probs = [], []
-        for d, verdict in zip(read, verdicts):
-            line = steps[d.steps[0] : d.steps[1] + 1, 1:].max(axis=0)  # (10,)
-            digit, prob = likeliest(line / line.sum() * verdict)
-            digits.append(digit)
-            probs.append(prob)
+        spans = [(d.steps[0], d.steps[1] + 1) for d in read]
+        digits, probs = both(steps, spans, verdicts)
         boxes = [strip.box(*c) for c in columns]
         return Reading(digits, probs, boxes, cuts, page, strip, unread(read, steps))
 
     def _boxes(self, page: Page) -> Reading | None:
-        """A form: each box with ink in it holds one digit, read by the digit model alone."""
+        """A form: each box with ink in it holds one digit, made an MNIST frame; each digit is
+        the likeliest under both models, as in step 5: the digit model's verdict on its frame
+        and the line model's reading of the frames set side by side."""
         cuts, boxes = [], []
         for x, y, w, h in page.cells:
             digit = to_mnist(page.gray[y : y + h, x : x + w])
@@ -130,8 +137,10 @@ class NumberReader:
                 boxes.append([x, y, w, h])
         if not cuts:
             return None
-        digits, probs = zip(*map(likeliest, self.digit_model.digit_probabilities(cuts)))
-        return Reading(list(digits), list(probs), boxes, cuts, page, None)
+        steps = softmax(self.logits(frames_strip(cuts)))
+        spans = [(FRAME_STEPS * k + 1, FRAME_STEPS * (k + 1) + 1) for k in range(len(cuts))]
+        digits, probs = both(steps, spans, self.digit_model.digit_probabilities(cuts))
+        return Reading(digits, probs, boxes, cuts, page, None)
 
     def read(self, gray: np.ndarray) -> dict | None:
         """{"number", "prob", "sure", "digits": [{"digit", "prob", "sure", "box"}], "reading"}
@@ -146,11 +155,12 @@ class NumberReader:
         if reading is None:
             return None
         fit = self.calibration
-        if reading.strip is None:  # a form's boxes: the digit model's own calibrated answers
-            digit_min, prob = self.digit_model.min_prob, float(np.prod(reading.probs))
+        digit_min = fit["digit_min_prob"]
+        if reading.strip is None:  # a form's boxes: their digits' probabilities together
+            prob = float(np.prod(reading.probs))
             sure = prob >= fit["box_min_prob"]
         else:
-            digit_min, prob = fit["digit_min_prob"], number_prob(fit, log_prob(reading.probs))
+            prob = number_prob(fit, log_prob(reading.probs))
             short = len(reading.digits) < LONG
             sure = short and prob >= fit["min_prob"] and reading.unread < UNREAD
         return {
@@ -208,6 +218,18 @@ def unread(read: list[Digit], steps: np.ndarray) -> float:
     for d in read:
         near[max(0, d.steps[0] - 1) : d.steps[1] + 2] = True
     return float(1 - steps[~near, BLANK].min()) if not near.all() else 0.0
+
+
+def both(steps: np.ndarray, spans: list, verdicts: np.ndarray) -> tuple[list, list]:
+    """Each digit and its probability under both models: the line model's (its most at the
+    (T, 11) `steps` in the digit's span [first, end) of steps) times the digit model's verdict."""
+    digits, probs = [], []
+    for (first, end), verdict in zip(spans, verdicts):
+        line = steps[first:end, 1:].max(axis=0)  # (10,)
+        digit, prob = likeliest(line / line.sum() * verdict)
+        digits.append(digit)
+        probs.append(prob)
+    return digits, probs
 
 
 def likeliest(probs: np.ndarray) -> tuple[int, float]:

@@ -28,6 +28,7 @@ DIGIT_HEIGHT = 20  # px: a digit in the strip, as tall as MNIST's digits in thei
 HEIGHT = 36  # px: the strip; room for digits written 8 px above or below the others
 MARGIN = 4  # px of blank strip on each side
 STRIDE = 4  # strip columns per step of the line model (models/line.py checks the same)
+FRAME_STEPS = 28 // STRIDE  # the line model's steps under a 28-px MNIST frame
 MAX_WIDTH = 2048  # px: a longer strip (about 100 digits) is squeezed to this
 WORK_HEIGHT = 40  # px: a large image is shrunk until its digits are about this tall
 HYSTERESIS = 0.6  # faint ink down to this share of the strong threshold joins strong strokes
@@ -181,3 +182,14 @@ def make_strip(ink: np.ndarray, mask: np.ndarray, shrink: float = 1.0) -> Strip 
     right_pad = MARGIN + (-(width + 2 * MARGIN)) % STRIDE
     pixels = np.pad(pixels, ((0, 0), (MARGIN, right_pad)))
     return Strip(pixels, mask, (int(left), int(top)), width / mask.shape[1], shrink)
+
+
+def frames_strip(frames: list[np.ndarray]) -> np.ndarray:
+    """(HEIGHT, W) strip pixels of MNIST-like (28, 28) frames (0..255) set side by side, MARGIN
+    blank columns before them: frame k lies under the line model's steps FRAME_STEPS * k + 1 to
+    FRAME_STEPS * (k + 1) (a form's boxes, each box's content a digit's frame)."""
+    above = (HEIGHT - 28) // 2
+    pixels = np.zeros((HEIGHT, 2 * MARGIN + 28 * len(frames)), np.float32)
+    for k, frame in enumerate(frames):
+        pixels[above : above + 28, MARGIN + 28 * k : MARGIN + 28 * (k + 1)] = frame / 255.0
+    return pixels
