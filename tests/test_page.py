@@ -45,6 +45,18 @@ def test_a_rule_through_a_digit_goes_and_the_digit_stays():
     assert cleaned.removed[61, :80].all() and not cleaned.removed[40, 100]
 
 
+def test_a_blurred_rule_on_a_small_page_goes():
+    """A 2-px rule photographed out of focus is 5-6 px wide at half its darkness: on a page of
+    76 rows, more than RULE_THICKNESS of it, still a rule (a digit's bar is wider than that)."""
+    page = np.full((76, 94), 235.0, np.float32)
+    page[41:43, :] = 60.0  # the rule, then the blur of the photo
+    page[15:65, 45:49] = 40.0  # a 1 across it
+    page = cv2.GaussianBlur(page, (0, 0), 2.0)
+    cleaned = cleaning.clean(page)
+    assert cleaned.removed[42, :30].all() and (cleaned.gray[42, :30] > 200).all()
+    assert (cleaned.gray[20:60, 47] < 128).all()  # the 1 is whole
+
+
 def test_strokes_either_side_of_a_pale_rule_are_not_joined():
     """A 1 that ends just before a grey margin and a 3 that starts just after it: the margin
     goes, and between them there is paper, not a bar that makes the two one digit."""

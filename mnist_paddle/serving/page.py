@@ -38,7 +38,8 @@ COARSE = 64  # px: the shorter side of the copy the paper's brightness is estima
 CLOSE = 0.25  # the closing's size, a share of that side: wider than any stroke
 UNEVEN = 0.12  # paper whose brightness varies by less than this share is left as it is
 RULE_LENGTH = 0.85  # a rule runs across at least this share of the page
-RULE_THICKNESS = 0.06  # ... and is no thicker than this share of the page's other side (>= 3 px)
+RULE_THICKNESS = 0.06  # ... and is no thicker than this share of the page's other side, or
+MIN_RULE_THICKNESS = 6.0  # px: a thin rule photographed out of focus (on a small page)
 DETECT = 256  # px: print is looked for on a copy whose shorter side is at most this
 MIN_GRAIN = 2.0  # gray levels: marks are 4 grains darker than the paper and at least 4 x this;
 # above it, a page with no print found is looked at again (a dense grid may be the "grain")
@@ -208,7 +209,7 @@ def find_rules(marks: np.ndarray, darkness: np.ndarray) -> tuple[np.ndarray, np.
             found.append(np.zeros_like(marks))
             continue
         lines = np.ascontiguousarray(lines)
-        thickest = max(3.0, RULE_THICKNESS * across)
+        thickest = max(MIN_RULE_THICKNESS, RULE_THICKNESS * across)
         count, labels, stats, _ = cv2.connectedComponentsWithStats(lines, connectivity=8)
         rules = np.zeros(count, bool)
         for line in range(1, count):
