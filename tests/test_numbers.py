@@ -175,14 +175,14 @@ def test_boxes_are_each_digits_ink_in_the_image(test_digits):
 
 def test_a_forms_frames_lie_under_their_own_steps(test_digits):
     """frames_strip sets a form's digit frames side by side: frame k's ink lies in the strip
-    columns of the line model's steps FRAME_STEPS * k + 1 to FRAME_STEPS * (k + 1)."""
+    columns of the line model's steps frame_spans gives it, FRAME_STEPS of them."""
     images, _ = test_digits
     frames = [images[k].astype(np.float32) for k in range(3)]
     pixels = strip.frames_strip(frames)
     assert pixels.shape == (line_model.HEIGHT, 2 * strip.MARGIN + 28 * 3)
     assert pixels.shape[1] % strip.STRIDE == 0 and pixels.max() <= 1.0
-    for k, frame in enumerate(frames):
-        first, end = strip.FRAME_STEPS * k + 1, strip.FRAME_STEPS * (k + 1) + 1
+    for frame, (first, end) in zip(frames, strip.frame_spans(len(frames))):
+        assert end - first == strip.FRAME_STEPS
         own = pixels[:, first * strip.STRIDE : end * strip.STRIDE]
         assert own.sum() == pytest.approx(frame.sum() / 255.0, rel=1e-5)
 

@@ -47,10 +47,10 @@ from mnist_paddle.serving.inference import (
 from mnist_paddle.serving.page import Page, clean
 from mnist_paddle.serving.preprocess import NO_DIGIT, ink_to_mnist, to_mnist
 from mnist_paddle.serving.strip import (
-    FRAME_STEPS,
     STRIDE,
     Strip,
     find_ink,
+    frame_spans,
     frames_strip,
     ink_outside,
     make_strip,
@@ -138,8 +138,8 @@ class NumberReader:
         if not cuts:
             return None
         steps = softmax(self.logits(frames_strip(cuts)))
-        spans = [(FRAME_STEPS * k + 1, FRAME_STEPS * (k + 1) + 1) for k in range(len(cuts))]
-        digits, probs = both(steps, spans, self.digit_model.digit_probabilities(cuts))
+        verdicts = self.digit_model.digit_probabilities(cuts)
+        digits, probs = both(steps, frame_spans(len(cuts)), verdicts)
         return Reading(digits, probs, boxes, cuts, page, None)
 
     def read(self, gray: np.ndarray) -> dict | None:

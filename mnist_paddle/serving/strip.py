@@ -185,11 +185,16 @@ def make_strip(ink: np.ndarray, mask: np.ndarray, shrink: float = 1.0) -> Strip 
 
 
 def frames_strip(frames: list[np.ndarray]) -> np.ndarray:
-    """(HEIGHT, W) strip pixels of MNIST-like (28, 28) frames (0..255) set side by side, MARGIN
-    blank columns before them: frame k lies under the line model's steps FRAME_STEPS * k + 1 to
-    FRAME_STEPS * (k + 1) (a form's boxes, each box's content a digit's frame)."""
+    """(HEIGHT, W) strip pixels of MNIST-like (28, 28) frames (0..255) set side by side after
+    MARGIN blank columns (a form's boxes, each box's content a digit's frame)."""
     above = (HEIGHT - 28) // 2
     pixels = np.zeros((HEIGHT, 2 * MARGIN + 28 * len(frames)), np.float32)
     for k, frame in enumerate(frames):
         pixels[above : above + 28, MARGIN + 28 * k : MARGIN + 28 * (k + 1)] = frame / 255.0
     return pixels
+
+
+def frame_spans(count: int) -> list[tuple[int, int]]:
+    """The line model's steps [first, end) under each of `count` frames of `frames_strip`."""
+    first = MARGIN // STRIDE
+    return [(first + FRAME_STEPS * k, first + FRAME_STEPS * (k + 1)) for k in range(count)]
