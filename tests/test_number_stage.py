@@ -135,15 +135,20 @@ def test_a_long_number_is_never_sure(number_export, monkeypatch):
     assert read_as(LONG - 1)["sure"] and not read_as(LONG)["sure"]
 
 
+def form_of_four() -> np.ndarray:
+    """Four MNIST test digits written one a box in a form, as gray levels."""
+    images = read_idx(mnist_files(DATA, "test")[0])
+    page = pages.handwritten("boxes", list(images[:4]), np.random.default_rng(3))
+    return cv2.cvtColor(page, cv2.COLOR_BGR2GRAY).astype(np.float32)
+
+
 def test_a_forms_digits_are_read_by_both_models(number_export, monkeypatch):
     """In a form, each box's digit is the likeliest under the digit model's verdict times the
     line model's reading over that box's frame: with the digit model undecided, the line
     model's 3 over the second frame's steps, a stronger 7 at the steps either side of them (the
     first and third frames' last and first) and 5 elsewhere decide."""
     reader = NumberReader(number_export)
-    images = read_idx(mnist_files(DATA, "test")[0])
-    page = pages.handwritten("boxes", list(images[:4]), np.random.default_rng(3))
-    gray = cv2.cvtColor(page, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    gray = form_of_four()
 
     def line_logits(pixels):
         logits = np.zeros((pixels.shape[1] // STRIDE, 11), np.float32)
@@ -165,9 +170,7 @@ def test_a_forms_number_is_sure_from_the_box_threshold(number_export, monkeypatc
     """Read box by box, a number's prob is its digits' product, sure from the threshold the
     check chose on boxed numbers; a form with a box missed is read as a line instead."""
     reader = NumberReader(number_export)
-    images = read_idx(mnist_files(DATA, "test")[0])
-    page = pages.handwritten("boxes", list(images[:4]), np.random.default_rng(3))
-    gray = cv2.cvtColor(page, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    gray = form_of_four()
     result = reader.read(gray)
     assert result["reading"].strip is None and len(result["digits"]) == 4
     assert result["prob"] == pytest.approx(np.prod(result["reading"].probs), abs=1e-4)

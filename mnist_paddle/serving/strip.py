@@ -22,13 +22,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from mnist_paddle.serving.preprocess import digit_mask, edge_bands, ink_strength
+from mnist_paddle.serving.preprocess import SIZE, digit_mask, edge_bands, ink_strength
 
 DIGIT_HEIGHT = 20  # px: a digit in the strip, as tall as MNIST's digits in their 28x28 frame
 HEIGHT = 36  # px: the strip; room for digits written 8 px above or below the others
 MARGIN = 4  # px of blank strip on each side
 STRIDE = 4  # strip columns per step of the line model (models/line.py checks the same)
-FRAME_STEPS = 28 // STRIDE  # the line model's steps under a 28-px MNIST frame
+FRAME_STEPS = SIZE // STRIDE  # the line model's steps under an MNIST frame (28 px)
 MAX_WIDTH = 2048  # px: a longer strip (about 100 digits) is squeezed to this
 WORK_HEIGHT = 40  # px: a large image is shrunk until its digits are about this tall
 HYSTERESIS = 0.6  # faint ink down to this share of the strong threshold joins strong strokes
@@ -185,13 +185,11 @@ def make_strip(ink: np.ndarray, mask: np.ndarray, shrink: float = 1.0) -> Strip 
 
 
 def frames_strip(frames: list[np.ndarray]) -> np.ndarray:
-    """(HEIGHT, W) strip pixels of MNIST-like (28, 28) frames (0..255) set side by side after
+    """(HEIGHT, W) strip pixels of MNIST-like (SIZE, SIZE) frames (0..255) set side by side after
     MARGIN blank columns (a form's boxes, each box's content a digit's frame)."""
-    above = (HEIGHT - 28) // 2
-    pixels = np.zeros((HEIGHT, 2 * MARGIN + 28 * len(frames)), np.float32)
-    for k, frame in enumerate(frames):
-        pixels[above : above + 28, MARGIN + 28 * k : MARGIN + 28 * (k + 1)] = frame / 255.0
-    return pixels
+    above = (HEIGHT - SIZE) // 2
+    rows, columns = (above, HEIGHT - SIZE - above), (MARGIN, MARGIN)
+    return np.pad(np.hstack(frames).astype(np.float32) / 255.0, (rows, columns))
 
 
 def frame_spans(count: int) -> list[tuple[int, int]]:
