@@ -171,5 +171,6 @@ def number_overrides(model_dir: Path, *more: str) -> list[str]:
         "train.processes=1",
         "check.numbers=10",
         "check.handwritten=10",
+        "check.boxes=10",
         *more,
     ]

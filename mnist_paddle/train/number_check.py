@@ -11,6 +11,7 @@ fonts.
 
 from __future__ import annotations
 
+import multiprocessing
 import shutil
 import tempfile
 from pathlib import Path
@@ -38,7 +39,6 @@ from mnist_paddle.train.rundir import Progress
 
 # digits per number; "boxes": a form's boxes, a digit in each
 KINDS = {"handwritten": (2, 6), "long": (7, 12), "typeset": (2, 12), "boxes": (2, 6)}
-HANDWRITTEN = ("handwritten", "boxes")  # check.handwritten of each: their thresholds decide `sure`
 SEED = 7
 LINE = "line"  # -> line.json + line.pdiparams in the export folder
 STRIP_SPEC = paddle.static.InputSpec([None, 1, HEIGHT, None], "float32", "strip")
@@ -71,43 +71,34 @@ def staged_export(model_dir: Path, network, images, labels) -> Path:
     return staging
 
 
-def check_reader(model_dir: Path, images, labels, check) -> dict:
+def check_reader(model_dir: Path, images, labels, check, processes: int = 1) -> dict:
     """Read `check.numbers` numbers of each kind (KINDS; `check.handwritten` of the handwritten
-    ones of 2-6 digits, on paper and in boxes) with the export in `model_dir`, made of
-    `images` (validation digits, uint8, with their `labels`), typeset in the validation fonts, or
-    written in a form's boxes. On the numbers the line model read, fit a number's probability of
-    being right (a logistic in the doubt of its reading, serving/numbers.number_prob) and choose
-    the thresholds above which at most `check.max_sure_error` of the numbers (counted
-    `check.margin` standard errors high), and of the digits of numbers read at the right length,
-    are wrong in each kind; a number in which the line model saw a digit it did not read, or read
-    with LONG digits or more, is never sure. On those read box by box, the threshold for the
-    product of the digits' probabilities.
+    ones of 2-6 digits, `check.boxes` of those in a form's boxes) with the export in
+    `model_dir`, made of `images` (validation digits, uint8, with their `labels`: check_numbers)
+    or typeset in the validation fonts, in `processes` processes. On the numbers the line model
+    read, fit a number's probability of being right (a logistic in the doubt of its reading,
+    serving/numbers.number_prob) and choose the thresholds above which at most
+    `check.max_sure_error` of the numbers (counted `check.margin` standard errors high), and of
+    the digits of numbers read at the right length, are wrong in each kind; a number in which the
+    line model saw a digit it did not read, or read with LONG digits or more, is never sure. On
+    those read box by box, the threshold for the product of the digits' probabilities.
     Returns {"read": {kind: share read whole}, "calibration": {...}}."""
-    reader = NumberReader(model_dir)
-    fonts = debian_fonts(VALIDATION_FONTS)
-    rng = np.random.default_rng(SEED)
+    numbers = check_numbers(check, labels)
+    results = _read_all(model_dir, images, numbers, processes)
     kinds, lengths, right, boxed, line, log_probs, clear = [], [], [], [], [], [], []
     digit_kinds, digit_probs, digit_right = [], [], []
-    counts = {kind: check.handwritten if kind in HANDWRITTEN else check.numbers for kind in KINDS}
-    progress = Progress(sum(counts.values()), "  check: ", "number")
-    for kind, (shortest, longest) in KINDS.items():
-        for _ in range(counts[kind]):
-            digits = [int(d) for d in rng.integers(0, 10, int(rng.integers(shortest, longest + 1)))]
-            page = _page(kind, digits, images, labels, fonts, rng)
-            reading = reader.reading(cv2.cvtColor(page, cv2.COLOR_BGR2GRAY).astype(np.float32))
-            read, probs = (reading.digits, reading.probs) if reading else ([], [])
-            kinds.append(kind)
-            lengths.append(len(read))
-            right.append(read == digits)
-            boxed.append(reading is not None and reading.strip is None)
-            line.append(kind != "boxes" and not boxed[-1])  # read by the line model
-            log_probs.append(log_prob(probs))
-            clear.append(reading is not None and reading.unread < UNREAD)
-            if len(read) == len(digits) and line[-1]:
-                digit_kinds += [kind] * len(probs)
-                digit_probs += probs
-                digit_right += [d == truth for d, truth in zip(read, digits)]
-            progress.step()
+    for (kind, digits, _), (read, probs, in_boxes, unread) in zip(numbers, results):
+        kinds.append(kind)
+        lengths.append(len(read))
+        right.append(read == digits)
+        boxed.append(in_boxes)
+        line.append(kind != "boxes" and not in_boxes)  # read by the line model
+        log_probs.append(log_prob(probs))
+        clear.append(unread < UNREAD)
+        if len(read) == len(digits) and line[-1]:
+            digit_kinds += [kind] * len(probs)
+            digit_probs += probs
+            digit_right += [d == truth for d, truth in zip(read, digits)]
     kinds, lengths, right, boxed, line, log_probs, clear = map(
         np.array, (kinds, lengths, right, boxed, line, log_probs, clear)
     )
@@ -129,9 +120,78 @@ def check_reader(model_dir: Path, images, labels, check) -> dict:
     fit |= calibrate.risk_coverage(above, right[line], 0.0)
     read = {kind: float(right[kinds == kind].mean()) for kind in KINDS}
     return {
-        "read": read | {"numbers": check.numbers, "handwritten_numbers": check.handwritten},
+        "read": read
+        | {
+            "numbers": check.numbers,
+            "handwritten_numbers": check.handwritten,
+            "boxed_numbers": check.boxes,
+        },
         "calibration": fit,
     }
+
+
+def check_numbers(check, labels: np.ndarray) -> list[tuple[str, list[int], list[int]]]:
+    """The check's numbers, (kind, digits, picks): `picks` are the indices of the validation
+    digits (of `labels`) that write them by hand, drawn as the evaluation set draws its own, from
+    all the digits (so a 1 a little more often than a 5, as in MNIST); typeset digits are even."""
+    rng = np.random.default_rng(SEED)
+    numbers = []
+    for kind, (shortest, longest) in KINDS.items():
+        count = {"handwritten": check.handwritten, "boxes": check.boxes}.get(kind, check.numbers)
+        for _ in range(count):
+            length = int(rng.integers(shortest, longest + 1))
+            if kind == "typeset":
+                numbers.append((kind, [int(d) for d in rng.integers(0, 10, length)], []))
+            else:
+                picks = [int(k) for k in rng.choice(len(labels), length)]
+                numbers.append((kind, [int(labels[k]) for k in picks], picks))
+    return numbers
+
+
+def _read_all(model_dir: Path, images, numbers: list, processes: int) -> list[tuple]:
+    """`_read` for each of `numbers`, in order, in `processes` processes, with progress."""
+    progress = Progress(len(numbers), "  check: ", "number")
+    results = []
+    if processes == 1:
+        _start_reading(model_dir, images)
+        for item in enumerate(numbers):
+            results.append(_read(item))
+            progress.step()
+        return results
+    # fresh interpreters: Paddle's state does not survive a fork
+    pool = multiprocessing.get_context("spawn").Pool(processes, _start_reading, (model_dir, images))
+    try:
+        for result in pool.imap(_read, enumerate(numbers), chunksize=20):
+            results.append(result)
+            progress.step()
+        pool.close()  # the workers end on their own (terminated, Paddle logs the signal)
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+    return results
+
+
+_WORKER: dict = {}  # what a reading process reads with (_start_reading)
+
+
+def _start_reading(model_dir: Path, images) -> None:
+    fonts = debian_fonts(VALIDATION_FONTS)
+    _WORKER.update(reader=NumberReader(model_dir), images=images, fonts=fonts)
+
+
+def _read(item: tuple[int, tuple[str, list[int], list[int]]]) -> tuple:
+    """Number `i` of the check, (kind, digits, picks), made into a page and read: (digits read,
+    their probabilities, read box by box, unread)."""
+    i, (kind, digits, picks) = item
+    w = _WORKER
+    rng = np.random.default_rng([SEED, i])
+    page = _page(kind, digits, w["images"][picks], w["fonts"], rng)
+    reading = w["reader"].reading(cv2.cvtColor(page, cv2.COLOR_BGR2GRAY).astype(np.float32))
+    if reading is None:
+        return [], [], False, 1.0
+    return reading.digits, reading.probs, reading.strip is None, reading.unread
 
 
 def _strictest(prob: np.ndarray, right: np.ndarray, kinds: np.ndarray, check) -> float:
@@ -149,13 +209,12 @@ def _strictest(prob: np.ndarray, right: np.ndarray, kinds: np.ndarray, check) ->
     )
 
 
-def _page(kind: str, digits: list[int], images, labels, fonts, rng) -> np.ndarray:
-    """A BGR page of the number `digits`: handwritten with validation digits of those labels
-    (on plain paper or in a form's boxes), or typeset in one of `fonts`."""
+def _page(kind: str, digits: list[int], written, fonts, rng) -> np.ndarray:
+    """A BGR page of the number `digits`: handwritten, the MNIST digits `written` (on paper or
+    in a form's boxes), or typeset in one of `fonts`."""
     if kind == "typeset":
         text = "".join(str(d) for d in digits)
         return synth.typeset_number(text, fonts[rng.integers(len(fonts))], rng)[0]
-    picks = [rng.choice(np.flatnonzero(labels == d)) for d in digits]
     if kind == "boxes":
-        return pages.handwritten("boxes", list(images[picks]), rng)
-    return synth.number_on_paper(list(images[picks]), rng)[0]
+        return pages.handwritten("boxes", list(written), rng)
+    return synth.number_on_paper(list(written), rng)[0]

@@ -60,8 +60,7 @@ class NumbersModel:
     channels: list = field(default_factory=lambda: [8, 16, 32])  # the three convolutions
     hidden: int = 64  # the bidirectional LSTM along the line (both directions together)
     window: int = 11  # features of each 28x28 window the LSTM sees (the first 11: the logits)
-    # start from the export's digit model: it must be three_conv, the channels at least its
-    # 8, 16, 32
+    # start from the export's digit model (three_conv; the channels at least 8, 16, 32)
     from_digit_model: bool = True
 
 
@@ -78,7 +77,8 @@ class NumbersTrain:
 @dataclass
 class NumbersCheck:
     numbers: int = 300  # numbers of each kind read at the end, to check and calibrate on
-    handwritten: int = 1000  # ... but of handwritten ones of 2-6 digits (on paper, in boxes)
+    handwritten: int = 3000  # ... but of handwritten ones of 2-6 digits on paper
+    boxes: int = 1000  # ... and in a form's boxes
     max_sure_error: float = 0.01  # at most this share of the numbers answered sure are wrong
     margin: float = 1.0  # ... their error counted this many standard errors high (docs/numbers.md)
 
@@ -109,8 +109,8 @@ class NumbersConfig:
             ("train.lr", self.train.lr > 0, "> 0"),
             ("train.framewise", self.train.framewise >= 0, ">= 0"),
             ("train.processes", self.train.processes >= 0, ">= 0 (0: one per core)"),
-            ("check.numbers", self.check.numbers >= 10, ">= 10"),
-            ("check.handwritten", self.check.handwritten >= 10, ">= 10"),
+            *((f"check.{k}", getattr(self.check, k) >= 10, ">= 10")
+              for k in ("numbers", "handwritten", "boxes")),
             ("check.max_sure_error", 0 < self.check.max_sure_error < 1, "between 0 and 1"),
             ("check.margin", self.check.margin >= 0, ">= 0"),
         ]  # fmt: skip
@@ -145,7 +145,7 @@ def train_numbers(cfg: NumbersConfig, verbose: bool = False) -> dict:
 
     staging = staged_export(model_dir, network, inputs.images, inputs.labels)
     try:
-        record = check_reader(staging, inputs.val_images, inputs.val_labels, cfg.check)
+        record = check_reader(staging, inputs.val_images, inputs.val_labels, cfg.check, processes)
         record |= {"config": to_dict(cfg), "training_seconds": round(seconds, 1)}
         meta = read_metadata(staging)
         write_json(staging / METADATA, meta | {"line_model": record})
