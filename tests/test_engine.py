@@ -220,6 +220,26 @@ def test_data_parallel_training_on_two_processes(tmp_path):
     assert len(metrics["step_losses"]) == 16
 
 
+@pytest.mark.skipif(
+    paddle.device.is_compiled_with_cuda(), reason="two processes on a CUDA build need two GPUs"
+)
+def test_a_config_asks_for_two_processes_and_the_console_stays_clean(tmp_path):
+    """train.processes: the tool starts the launcher itself (as the quick start's configs ask,
+    one process per core) and shows the first process's lines, not the launcher's."""
+    result = run_tool(
+        "tools/train.py", "-c", "configs/lenet.yml",
+        *(f"-o{o}" for o in (f"output_dir={tmp_path}", f"data.root={DATA}", "train.epochs=1",
+                             *QUICK, "data.val_size=200", "data.typeset=0", "train.processes=2")),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout + result.stderr
+    assert "test accuracy" in result.stdout
+    assert not any(noise in out for noise in ("LAUNCH", "FLAGS(", "Traceback", "Warning"))
+    metrics = json.loads((tmp_path / "lenet" / "metrics.json").read_text())
+    assert len(metrics["step_losses"]) == 16  # half of every batch in each of two processes
+    assert load_config(tmp_path / "lenet" / "config.yml").train.processes == 2
+
+
 def test_training_says_the_time_left(capsys, monkeypatch):
     """A run's progress includes the time it has left, at the pace so far."""
     from mnist_paddle.train import callbacks

@@ -101,6 +101,7 @@ def _train(path: Path, cfg: Config, output_dir: str, nproc: int, visualdl: bool)
         command = launcher(nproc, Path(output_dir) / f"{cfg.run_name}.launch")
     command += ["-m", "mnist_paddle.train.commands", command_name, "-c", str(path), "--overwrite"]
     command += ["-o", f"output_dir={output_dir}", "-o", "train.verbose=2"]
+    command += ["-o", f"train.processes={nproc}"]  # started here, not again by the command
     command += ["-o", "train.visualdl=true"] if visualdl else []
     with open(log, "w") as f:
         done = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT)

@@ -5,9 +5,14 @@ under `python -m paddle.distributed.launch`), so they work from an installed pac
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 
 from mnist_paddle.cli import add_config_args, add_run_args, parser, quiet_paddle, user_errors
+from mnist_paddle.errors import UserError
 from mnist_paddle.train.config import load_config
 
 TRAIN_HELP = """Train a model on MNIST with paddle.Model.fit and write its run folder under output/.
@@ -41,6 +46,8 @@ def train_main(argv: list[str] | None = None) -> None:
 
         if args.summary:
             engine.print_summary(cfg)
+        elif _in_processes("train", cfg, argv, args.verbose):
+            return
         elif args.resume:
             engine.resume(cfg)
         else:
@@ -57,10 +64,32 @@ def finetune_main(argv: list[str] | None = None) -> None:
         cfg = load_config(args.config, args.overrides)
         from mnist_paddle.train import engine  # imports Paddle, after quiet_paddle()
 
+        if _in_processes("finetune", cfg, argv, args.verbose):
+            return
         if args.resume:
             engine.resume(engine.adopted_config(cfg))
         else:
             engine.finetune(cfg, overwrite=args.overwrite)
+
+
+def _in_processes(command: str, cfg, argv: list[str] | None, verbose: bool) -> bool:
+    """Run the command again in `cfg.train.processes` data-parallel processes (0: one per core;
+    the first one's lines shown as they come), unless the config asks for one or this is one of
+    them: True when it was run so."""
+    import paddle
+
+    from mnist_paddle.train.rundir import run_launched
+
+    processes = cfg.train.processes or os.cpu_count() or 1
+    if processes == 1 or paddle.distributed.ParallelEnv().nranks > 1:
+        return False
+    work = Path(tempfile.mkdtemp(prefix=f"{command}-"))
+    args = ["-m", __name__, command, *(sys.argv[1:] if argv is None else argv)]
+    code = run_launched(processes, args, work, verbose)
+    if code != 0:  # its logs stay for a look
+        raise UserError(f"{command} on {processes} processes failed (exit {code}); see {work}")
+    shutil.rmtree(work, ignore_errors=True)
+    return True
 
 
 COMMANDS = {"train": train_main, "finetune": finetune_main}

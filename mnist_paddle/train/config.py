@@ -71,6 +71,7 @@ class TrainConfig:
     early_stop: int = 0  # stop after this many epochs without a better validation accuracy (0: off)
     seed: int = 2024  # seeds Paddle's and NumPy's generators (weight init, shuffling)
     device: str = "auto"  # auto (GPU when Paddle has CUDA and sees one), cpu or gpu
+    processes: int = 1  # data-parallel processes, each with its share of a batch (0: one per core)
     log_freq: int = 100  # steps between progress-bar updates
     verbose: int = 1  # hapi's progress output: 0 none, 1 progress bar, 2 one line per update
     init_from: str = ""  # checkpoint to start from, e.g. output/lenet/final (fine-tuning)
@@ -235,6 +236,7 @@ def _training_checks(cfg: Config) -> list[tuple[str, bool, str]]:
         ("train.batch_size", cfg.train.batch_size >= 1, ">= 1"),
         ("train.lr", cfg.train.lr > 0, "> 0"),
         ("train.device", cfg.train.device in DEVICES, "one of " + ", ".join(DEVICES)),
+        ("train.processes", cfg.train.processes >= 0, ">= 0 (0: one per core)"),
         ("train.optimizer", cfg.train.optimizer in OPTIMIZERS, "one of " + ", ".join(OPTIMIZERS)),
         ("train.weight_decay", cfg.train.weight_decay >= 0, ">= 0"),
         ("train.schedule", cfg.train.schedule in SCHEDULES, "one of " + ", ".join(SCHEDULES)),

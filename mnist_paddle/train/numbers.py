@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +40,7 @@ from mnist_paddle.train.data import mnist_files, read_idx
 from mnist_paddle.train.export import replace_dir
 from mnist_paddle.train.fonts import training_fonts
 from mnist_paddle.train.loader import split_validation
-from mnist_paddle.train.rundir import Progress, is_main_process, launcher
+from mnist_paddle.train.rundir import Progress, is_main_process, run_launched
 
 PARAMS = "line.pdparams"  # the trained weights, as the first training process saves them
 PROGRESS = "  line model: "  # how the training's progress lines start
@@ -210,20 +209,11 @@ def _train_in(processes: int, cfg: NumbersConfig, verbose: bool) -> LineModel:
     the launcher's and Paddle's own too). Returns the trained network."""
     work = Path(tempfile.mkdtemp(prefix="line-model-"))
     save_config(cfg, work / "config.yml")
-    command = launcher(processes, work / "logs") + ["-m", __name__, str(work)]
-    command += ["--verbose"] if verbose else []
-    with open(work / "launch.log", "w") as log:
-        child = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        for line in child.stdout:
-            log.write(line)
-            if verbose or line.startswith(PROGRESS):
-                print(line, end="", flush=True)
-    if child.wait() != 0:  # its logs stay for a look
+    args = ["-m", __name__, str(work)] + (["--verbose"] if verbose else [])
+    code = run_launched(processes, args, work, verbose, lambda line: line.startswith(PROGRESS))
+    if code != 0:  # its logs stay for a look
         raise UserError(
-            f"training the line model failed (exit {child.returncode}); see {work}/launch.log "
-            f"and {work}/logs"
+            f"training the line model failed (exit {code}); see {work}/launch.log and {work}/logs"
         )
     network = _network(cfg)
     network.set_state_dict(paddle.load(str(work / PARAMS)))

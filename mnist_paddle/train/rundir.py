@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,7 +21,12 @@ from mnist_paddle.train.checkpoint import LATEST, META
 from mnist_paddle.train.config import Config, load_config, to_dict
 
 # Keys a resumed run may change: they say how to show or run the work, not what it computes.
-RESUME_MAY_CHANGE = {"train.verbose", "train.log_freq", "train.device", "data.num_workers"}
+RESUME_MAY_CHANGE = {
+    "train.verbose", "train.log_freq", "train.device", "train.processes", "data.num_workers"
+}  # fmt: skip
+# what a launcher prints besides its first process's lines: its own log lines, and the banner of
+# changed flags that Paddle's parallel start writes
+LAUNCHER_LINES = ("LAUNCH ", "=====", "FLAGS(")
 
 
 def is_main_process() -> bool:
@@ -34,6 +40,24 @@ def launcher(processes: int, log_dir: Path) -> list[str]:
     follows is run as it is, so `python -m module ...` works, not only a .py file."""
     command = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node"]
     return command + [str(processes), "--log_dir", str(log_dir), sys.executable]
+
+
+def run_launched(processes: int, args: list[str], work: Path, verbose: bool, keep=None) -> int:
+    """`python args...` in `processes` data-parallel processes (`launcher`), its logs in `work`
+    (launch.log, logs/). The lines of the first process are passed on as they come, those that
+    `keep` (a predicate on a line) when given; with `verbose`, every line, the launcher's and
+    Paddle's own too. Returns the exit code."""
+    command = launcher(processes, work / "logs") + args
+    with open(work / "launch.log", "w") as log:
+        child = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for line in child.stdout:
+            log.write(line)
+            shown = keep(line) if keep else not line.startswith(LAUNCHER_LINES)
+            if verbose or shown:
+                print(line, end="", flush=True)
+    return child.wait()
 
 
 def say(message: str) -> None:
