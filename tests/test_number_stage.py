@@ -111,7 +111,8 @@ def test_the_reader_answers_with_the_fitted_probability(number_export):
     assert result["number"] == "".join(str(d) for d in reading.digits)
     fit = reader.calibration
     floor = fit["doubt_floor"]
-    doubt = np.log(floor - sum(np.log(p) for p in reading.probs)) if reading.probs else np.log(100)
+    log_p = sum(np.log(p) for p in reading.probs) + np.log(reading.share)
+    doubt = np.log(floor - log_p) if reading.probs else np.log(100)
     expected = 1 / (1 + np.exp(-(fit["slope"] * doubt + fit["intercept"])))
     assert result["prob"] == pytest.approx(expected, abs=1e-4)
     short = len(reading.digits) < LONG
@@ -187,11 +188,15 @@ def test_a_forms_number_is_sure_from_the_box_threshold(number_export, monkeypatc
     assert reader.read(gray)["reading"].strip is not None
 
 
-def test_a_calibration_from_an_older_check_is_refused(number_export, tmp_path):
+@pytest.mark.parametrize(
+    "key, value",
+    [("doubt_floor", 1e-4), ("beam_share", None)],  # a former check's floor; before the share
+)
+def test_a_calibration_from_an_older_check_is_refused(number_export, tmp_path, key, value):
     copy = tmp_path / "inference"
     shutil.copytree(number_export, copy)
     meta = json.loads((copy / "metadata.json").read_text())
-    meta["line_model"]["calibration"]["doubt_floor"] = 1e-4  # the floor a former check fitted on
+    meta["line_model"]["calibration"][key] = value
     (copy / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(UserError, match="not calibrated as this version reads"):
         NumberReader(copy).read(np.full((60, 200), 230.0, np.float32))

@@ -88,8 +88,20 @@ def test_the_beam_reads_a_digit_no_single_step_is_sure_of():
     p = np.full((2, 11), 0.0)
     p[:, 0], p[:, 5], p[:, 8] = 0.4, 0.35, 0.25
     p[1, 5], p[1, 8] = 0.36, 0.24
-    assert decode(p) == [] and ctc.beam_search(p) == [4]
-    assert ctc.read_digits(p) == [Digit(4, pytest.approx(0.36), (1, 1))]
+    assert decode(p) == [] and ctc.beam_search(p)[0] == [4]
+    assert ctc.read_digits(p)[0] == [Digit(4, pytest.approx(0.36), (1, 1))]
+
+
+def test_the_beam_says_how_much_of_it_the_reading_holds():
+    """One step: 4 at 0.6, 7 at 0.3, blank at 0.1: "4" holds 0.6 of the readings. Two steps
+    where a second digit may or may not follow: the one-digit reading keeps only its share."""
+    p = np.zeros((1, 11))
+    p[0, [0, 5, 8]] = 0.1, 0.6, 0.3
+    assert ctc.beam_search(p) == ([4], pytest.approx(0.6))
+    p = np.zeros((3, 11))
+    p[0, 4], p[1, 0], p[2, [0, 2]] = 1.0, 1.0, (0.7, 0.3)  # a 3, blank, then blank or a 1
+    digits, share = ctc.read_digits(p)
+    assert [d.digit for d in digits] == [3] and share == pytest.approx(0.7)
 
 
 def test_two_alike_with_a_weak_blank_between_are_two():
@@ -98,7 +110,7 @@ def test_two_alike_with_a_weak_blank_between_are_two():
     p = probs_of("777777")
     p[2:4] = [0.45, 0.05, 0, 0, 0, 0, 0, 0, 0.5, 0, 0]
     assert [d.digit for d in decode(p)] == [7]
-    read = ctc.read_digits(p)
+    read, _ = ctc.read_digits(p)
     assert [d.digit for d in read] == [7, 7]
     assert read[0].steps[1] < read[1].steps[0]  # one after the other
 
@@ -109,7 +121,7 @@ def test_aligning_no_digits_is_no_digits():
 
 def test_the_beam_keeps_the_greedy_steps_when_they_agree():
     p = probs_of("-55--3")
-    assert ctc.read_digits(p) == decode(p)
+    assert ctc.read_digits(p)[0] == decode(p)
 
 
 def test_the_digits_columns_meet_half_way():
@@ -129,6 +141,7 @@ def test_a_numbers_probability_grows_with_its_digits_confidence():
     surer = numbers.number_prob(fit, np.log([0.3, 0.9, 0.99, 0.9999]))
     assert np.all(np.diff(surer) > 0) and np.all((surer > 0) & (surer < 1))
     assert numbers.log_prob([0.5, 0.8]) == pytest.approx(np.log(0.4))
+    assert numbers.log_prob([0.5, 0.8], share=0.5) == pytest.approx(np.log(0.2))
     assert numbers.log_prob([]) < np.log(1e-40)  # no digit read in ink: no chance it is right
 
 

@@ -7,7 +7,9 @@ classes with repeats merged and blanks dropped, so many paths give the same digi
 1. `decode`: the greedy path (the likeliest class at each step): fast, and each digit has its
    steps for free;
 2. `beam_search`: the likeliest digits summed over all their paths (a prefix beam search): it
-   reads a digit that no single step is sure of, or two alike with no clear blank between;
+   reads a digit that no single step is sure of, or two alike with no clear blank between, and
+   says how much of the beam they hold (a runner-up reading with a digit more or less takes the
+   rest);
 3. `read_digits`: the beam's digits, with the greedy path's steps when the two agree (nearly
    always), else the steps of the beam's digits' likeliest path (`align`, Viterbi).
 """
@@ -37,11 +39,12 @@ class Digit(NamedTuple):
         return STRIDE * ((self.steps[0] + self.steps[1]) / 2 + 0.5)
 
 
-def read_digits(probs: np.ndarray) -> list[Digit]:
-    """The digits of (T, 11) step probabilities (`beam_search`), each with its steps."""
+def read_digits(probs: np.ndarray) -> tuple[list[Digit], float]:
+    """The digits of (T, 11) step probabilities (`beam_search`), each with its steps, and the
+    reading's share of the beam."""
     greedy = decode(probs)
-    digits = beam_search(probs)
-    return greedy if digits == [d.digit for d in greedy] else align(probs, digits)
+    digits, share = beam_search(probs)
+    return (greedy if digits == [d.digit for d in greedy] else align(probs, digits)), share
 
 
 def decode(probs: np.ndarray) -> list[Digit]:
@@ -59,9 +62,10 @@ def decode(probs: np.ndarray) -> list[Digit]:
     return digits
 
 
-def beam_search(probs: np.ndarray, width: int = BEAM) -> list[int]:
+def beam_search(probs: np.ndarray, width: int = BEAM) -> tuple[list[int], float]:
     """The likeliest digits of (T, 11) step probabilities, each reading's probability summed over
-    its paths, keeping the `width` likeliest prefixes from step to step."""
+    its paths, keeping the `width` likeliest prefixes from step to step; and that reading's
+    share of the probability of all the readings kept."""
     # prefix -> [its probability with the path ending in blank, ending in its last digit]
     beams: dict[tuple, list[float]] = {(): [1.0, 0.0]}
     for p in probs:
@@ -78,7 +82,7 @@ def beam_search(probs: np.ndarray, width: int = BEAM) -> list[int]:
         total = sum(sum(v) for _, v in kept) or 1.0  # rescaled: long strips underflow otherwise
         beams = {prefix: [b / total, d / total] for prefix, (b, d) in kept}
     best = max(beams, key=lambda prefix: sum(beams[prefix]))
-    return [int(c) - 1 for c in best]
+    return [int(c) - 1 for c in best], float(sum(beams[best]))
 
 
 def align(probs: np.ndarray, digits: list[int]) -> list[Digit]:

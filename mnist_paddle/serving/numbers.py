@@ -10,7 +10,8 @@ form). Otherwise the two models read them so:
    MNIST, one row of digits;
 3. the line model (models/line.py) gives, every STRIDE columns of the strip, the probability of
    each digit and of "blank" (no digit's centre here); CTC decoding reads the digits, each with
-   its steps (ctc.read_digits: the likeliest digits over all their paths); a piece of ink as
+   its steps (ctc.read_digits: the likeliest digits over all their paths, and their share of
+   all the readings the beam kept); a piece of ink as
    tall as a digit under none of the digits read is a digit it missed (mostly a thin 1 pressed
    against its neighbour: `missed_digits`);
 4. each digit read is cut out of the ink (`cut_digits`: the pieces of ink that lie in its
@@ -60,6 +61,7 @@ from mnist_paddle.serving.strip import (
 # of its doubt, which spreads out the confident readings (train/number_check.py fits it; 1e-6
 # fitted the check's numbers best, docs/numbers.md)
 DOUBT_FLOOR = 1e-6
+DOUBT = {"doubt_floor": DOUBT_FLOOR, "beam_share": True}  # what an export's fit must be a fit of
 NOTHING_READ = -100.0  # log-probability of a reading of no digit at all
 WHOLE = 0.75  # a piece of ink with this share of its width in one digit's columns is that digit's
 # a number is never sure when the line model gives a digit this much at a step away from every
@@ -80,6 +82,7 @@ class Reading(NamedTuple):
     page: Page  # the page cleaned
     strip: Strip | None  # what the line model read (None: the digits were in a form's boxes)
     unread: float = 0.0  # the most the line model gave a digit at a step away from those read
+    share: float = 1.0  # the beam's share of these digits: the line model's doubt about them
 
 
 class NumberReader:
@@ -116,14 +119,15 @@ class NumberReader:
         if strip is None:
             return None
         steps = softmax(self.logits(strip.pixels))  # (T, 11)
-        read = missed_digits(read_digits(steps), steps, strip)
+        read, share = read_digits(steps)
+        read = missed_digits(read, steps, strip)
         columns = digit_columns(read, strip.pixels.shape[1])
         cuts = cut_digits(found[0], found[1], [strip.columns(*c) for c in columns])
         verdicts = self.digit_model.digit_probabilities(cuts) if cuts else []
         spans = [(d.steps[0], d.steps[1] + 1) for d in read]
         digits, probs = both(steps, spans, verdicts)
         boxes = [strip.box(*c) for c in columns]
-        return Reading(digits, probs, boxes, cuts, page, strip, unread(read, steps))
+        return Reading(digits, probs, boxes, cuts, page, strip, unread(read, steps), share)
 
     def _boxes(self, page: Page) -> Reading | None:
         """A form: each box with ink in it holds one digit, made an MNIST frame; each digit is
@@ -146,7 +150,8 @@ class NumberReader:
         """{"number", "prob", "sure", "digits": [{"digit", "prob", "sure", "box"}], "reading"}
         for the number in the gray image `gray` (`reading`: what the models saw, for
         --debug-dir), or None when it has no ink."""
-        if (self.calibration or {}).get("doubt_floor") != DOUBT_FLOOR:  # none, or an older check
+        fit = self.calibration or {}
+        if any(fit.get(key) != value for key, value in DOUBT.items()):  # none, or an older check
             raise UserError(
                 f"{self.model_dir}: the line model is not calibrated as this version reads; "
                 "train it again (python tools/train_numbers.py -c configs/numbers/quick.yml)"
@@ -154,13 +159,12 @@ class NumberReader:
         reading = self.reading(gray)
         if reading is None:
             return None
-        fit = self.calibration
         digit_min = fit["digit_min_prob"]
         if reading.strip is None:  # a form's boxes: their digits' probabilities together
             prob = float(np.prod(reading.probs))
             sure = prob >= fit["box_min_prob"]
         else:
-            prob = number_prob(fit, log_prob(reading.probs))
+            prob = number_prob(fit, log_prob(reading.probs, reading.share))
             short = len(reading.digits) < LONG
             sure = short and prob >= fit["min_prob"] and reading.unread < UNREAD
         return {
@@ -242,10 +246,12 @@ def likeliest(probs: np.ndarray) -> tuple[int, float]:
     return best, float(1.0 - rest / (rest + probs[best]))
 
 
-def log_prob(probs: list[float]) -> float:
-    """The log-probability of a reading: its digits' probabilities together (no digit read in
-    ink: as good as impossible)."""
-    return float(sum(math.log(max(p, 1e-30)) for p in probs)) if probs else NOTHING_READ
+def log_prob(probs: list[float], share: float = 1.0) -> float:
+    """The log-probability of a reading: its digits' probabilities together, times the beam's
+    `share` of it (how sure the line model is of how many digits there are and which; a digit's
+    own probability does not hold that). No digit read in ink: as good as impossible."""
+    logs = [math.log(max(p, 1e-30)) for p in [*probs, share]]
+    return float(sum(logs)) if probs else NOTHING_READ
 
 
 def doubt(log_p):

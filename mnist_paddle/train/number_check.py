@@ -24,7 +24,7 @@ from mnist_paddle.fileio import DIR_MODE, write_json
 from mnist_paddle.models.line import HEIGHT
 from mnist_paddle.serving.inference import METADATA, read_metadata
 from mnist_paddle.serving.numbers import (
-    DOUBT_FLOOR,
+    DOUBT,
     LONG,
     UNREAD,
     NumberReader,
@@ -87,13 +87,13 @@ def check_reader(model_dir: Path, images, labels, check, processes: int = 1) -> 
     results = _read_all(model_dir, images, numbers, processes)
     kinds, lengths, right, boxed, line, log_probs, clear = [], [], [], [], [], [], []
     digit_kinds, digit_probs, digit_right = [], [], []
-    for (kind, digits, _), (read, probs, in_boxes, unread) in zip(numbers, results):
+    for (kind, digits, _), (read, probs, share, in_boxes, unread) in zip(numbers, results):
         kinds.append(kind)
         lengths.append(len(read))
         right.append(read == digits)
         boxed.append(in_boxes)
         line.append(kind != "boxes" and not in_boxes)  # read by the line model
-        log_probs.append(log_prob(probs))
+        log_probs.append(log_prob(probs, share))
         clear.append(unread < UNREAD)
         if len(read) == len(digits) and line[-1]:
             digit_kinds += [kind] * len(probs)
@@ -103,7 +103,7 @@ def check_reader(model_dir: Path, images, labels, check, processes: int = 1) -> 
         np.array, (kinds, lengths, right, boxed, line, log_probs, clear)
     )
     slope, intercept = calibrate.fit_logistic(doubt(log_probs[line]), right[line])
-    fit = {"slope": slope, "intercept": intercept, "doubt_floor": DOUBT_FLOOR}
+    fit = {"slope": slope, "intercept": intercept} | DOUBT
     prob = number_prob(fit, log_probs[line])
     may_be_sure = np.where(clear[line], prob, 0.0)  # a digit seen but not read: never sure
     # the reader can tell how many digits it read, not whether they were handwritten
@@ -183,15 +183,15 @@ def _start_reading(model_dir: Path, images) -> None:
 
 def _read(item: tuple[int, tuple[str, list[int], list[int]]]) -> tuple:
     """Number `i` of the check, (kind, digits, picks), made into a page and read: (digits read,
-    their probabilities, read box by box, unread)."""
+    their probabilities, the beam's share of them, read box by box, unread)."""
     i, (kind, digits, picks) = item
     w = _WORKER
     rng = np.random.default_rng([SEED, i])
     page = _page(kind, digits, w["images"][picks], w["fonts"], rng)
     reading = w["reader"].reading(cv2.cvtColor(page, cv2.COLOR_BGR2GRAY).astype(np.float32))
     if reading is None:
-        return [], [], False, 1.0
-    return reading.digits, reading.probs, reading.strip is None, reading.unread
+        return [], [], 1.0, False, 1.0
+    return reading.digits, reading.probs, reading.share, reading.strip is None, reading.unread
 
 
 def _strictest(prob: np.ndarray, right: np.ndarray, kinds: np.ndarray, check) -> float:
