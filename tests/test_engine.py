@@ -240,6 +240,20 @@ def test_a_config_asks_for_two_processes_and_the_console_stays_clean(tmp_path):
     assert load_config(tmp_path / "lenet" / "config.yml").train.processes == 2
 
 
+def test_processes_zero_means_one_per_core_or_one_per_gpu(monkeypatch):
+    """The launcher gives each process a GPU of its own: on GPUs, one process per GPU, not per
+    core (on a 1-GPU machine a second process would find none)."""
+    from mnist_paddle.train import rundir
+
+    assert rundir.processes_for(3) == 3
+    monkeypatch.setattr(rundir.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(paddle.device, "is_compiled_with_cuda", lambda: False)
+    assert rundir.processes_for(0) == 8
+    monkeypatch.setattr(paddle.device, "is_compiled_with_cuda", lambda: True)
+    monkeypatch.setattr(paddle.device.cuda, "device_count", lambda: 1)
+    assert rundir.processes_for(0) == 1 and rundir.processes_for(0, "cpu") == 8
+
+
 def test_training_says_the_time_left(capsys, monkeypatch):
     """A run's progress includes the time it has left, at the pace so far."""
     from mnist_paddle.train import callbacks

@@ -5,7 +5,6 @@ under `python -m paddle.distributed.launch`), so they work from an installed pac
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import tempfile
@@ -73,14 +72,14 @@ def finetune_main(argv: list[str] | None = None) -> None:
 
 
 def _in_processes(command: str, cfg, argv: list[str] | None, verbose: bool) -> bool:
-    """Run the command again in `cfg.train.processes` data-parallel processes (0: one per core;
-    the first one's lines shown as they come), unless the config asks for one or this is one of
-    them: True when it was run so."""
+    """Run the command again in `cfg.train.processes` data-parallel processes (0: one per core,
+    or per GPU; the first one's lines shown as they come), unless the config asks for one or
+    this is one of them: True when it was run so."""
     import paddle
 
-    from mnist_paddle.train.rundir import run_launched
+    from mnist_paddle.train.rundir import processes_for, run_launched
 
-    processes = cfg.train.processes or os.cpu_count() or 1
+    processes = processes_for(cfg.train.processes, cfg.train.device)
     if processes == 1 or paddle.distributed.ParallelEnv().nranks > 1:
         return False
     work = Path(tempfile.mkdtemp(prefix=f"{command}-"))

@@ -71,7 +71,7 @@ class TrainConfig:
     early_stop: int = 0  # stop after this many epochs without a better validation accuracy (0: off)
     seed: int = 2024  # seeds Paddle's and NumPy's generators (weight init, shuffling)
     device: str = "auto"  # auto (GPU when Paddle has CUDA and sees one), cpu or gpu
-    processes: int = 1  # data-parallel processes, each with its share of a batch (0: one per core)
+    processes: int = 1  # data-parallel processes, each with its share of a batch (0: per core/GPU)
     log_freq: int = 100  # steps between progress-bar updates
     verbose: int = 1  # hapi's progress output: 0 none, 1 progress bar, 2 one line per update
     init_from: str = ""  # checkpoint to start from, e.g. output/lenet/final (fine-tuning)

@@ -17,7 +17,6 @@ them, what a number's probability means and when an answer is sure.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import tempfile
@@ -40,7 +39,7 @@ from mnist_paddle.train.data import mnist_files, read_idx
 from mnist_paddle.train.export import replace_dir
 from mnist_paddle.train.fonts import training_fonts
 from mnist_paddle.train.loader import split_validation
-from mnist_paddle.train.rundir import Progress, is_main_process, run_launched
+from mnist_paddle.train.rundir import Progress, is_main_process, processes_for, run_launched
 
 PARAMS = "line.pdparams"  # the trained weights, as the first training process saves them
 PROGRESS = "  line model: "  # how the training's progress lines start
@@ -69,7 +68,7 @@ class NumbersTrain:
     batch_size: int = 32  # strips per batch, over all processes
     lr: float = 0.01  # the peak of a one-cycle schedule (Adam)
     framewise: float = 1.0  # the per-step loss at the digits' centres, weighed against CTC
-    processes: int = 0  # data-parallel training processes (0: one per core)
+    processes: int = 0  # data-parallel training processes (0: one per core, or per GPU)
     seed: int = 0
 
 
@@ -125,7 +124,7 @@ def train_numbers(cfg: NumbersConfig, verbose: bool = False) -> dict:
     return what it records in the export's metadata under "line_model"."""
     model_dir = Path(cfg.model_dir)
     inputs = _inputs(cfg)  # fails early on an export it cannot use
-    processes = cfg.train.processes or os.cpu_count() or 1
+    processes = processes_for(cfg.train.processes)
     print(
         f"line model: {cfg.train.steps:,} batches of {cfg.train.batch_size} strips "
         f"({cfg.data.min_length}-{cfg.data.max_length} digits, {cfg.data.typeset:.0%} typeset) "

@@ -8,6 +8,7 @@ process writes files; the others train their share of each batch and stay quiet.
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 import subprocess
 import sys
@@ -40,6 +41,18 @@ def launcher(processes: int, log_dir: Path) -> list[str]:
     follows is run as it is, so `python -m module ...` works, not only a .py file."""
     command = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node"]
     return command + [str(processes), "--log_dir", str(log_dir), sys.executable]
+
+
+def processes_for(asked: int, device: str = "auto") -> int:
+    """The data-parallel processes a run asks for: `asked`, or for 0 one per GPU when it trains
+    on GPUs (the launcher gives each process a GPU of its own), else one per core."""
+    if asked:
+        return asked
+    if device != "cpu" and paddle.device.is_compiled_with_cuda():
+        gpus = paddle.device.cuda.device_count()
+        if gpus:
+            return gpus
+    return os.cpu_count() or 1
 
 
 def run_launched(processes: int, args: list[str], work: Path, verbose: bool, keep=None) -> int:
