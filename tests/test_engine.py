@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import paddle
 import pytest
-from conftest import DATA, ROOT, run_tool, small_config
+from conftest import DATA, ROOT, assert_one_line_error, run_tool, small_config
 
 from mnist_paddle.errors import UserError
 from mnist_paddle.train import engine
@@ -238,6 +238,19 @@ def test_a_config_asks_for_two_processes_and_the_console_stays_clean(tmp_path):
     metrics = json.loads((tmp_path / "lenet" / "metrics.json").read_text())
     assert len(metrics["step_losses"]) == 16  # half of every batch in each of two processes
     assert load_config(tmp_path / "lenet" / "config.yml").train.processes == 2
+
+
+@pytest.mark.skipif(
+    paddle.device.is_compiled_with_cuda(), reason="two processes on a CUDA build need two GPUs"
+)
+def test_a_mistake_found_in_the_processes_is_still_one_line(tmp_path):
+    """The first process says it; the launcher's report and its repeat of the log stay hidden."""
+    result = run_tool(
+        "tools/train.py", "-c", "configs/lenet.yml",
+        *(f"-o{o}" for o in (f"output_dir={tmp_path}", f"data.root={DATA}", "train.epochs=1",
+                             "data.train_limit=600", "data.val_size=5000", "train.processes=2")),
+    )  # fmt: skip
+    assert_one_line_error(result, "only 600 training images")
 
 
 def test_processes_zero_means_one_per_core_or_one_per_gpu(monkeypatch):

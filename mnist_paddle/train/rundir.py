@@ -61,15 +61,18 @@ def run_launched(processes: int, args: list[str], work: Path, verbose: bool, kee
     `keep` (a predicate on a line) when given; with `verbose`, every line, the launcher's and
     Paddle's own too. Returns the exit code."""
     command = launcher(processes, work / "logs") + args
+    failed = False  # the launcher has said a process failed, and repeats the end of its log
     with open(work / "launch.log", "w") as log:
         child = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
         for line in child.stdout:
             log.write(line)
+            failed = failed or line.startswith("Container ")
             shown = keep(line) if keep else not line.startswith(LAUNCHER_LINES)
-            if verbose or shown:
-                print(line, end="", flush=True)
+            if verbose or (shown and not failed):  # a user's mistake goes where it would have
+                out = sys.stderr if line.startswith("error: ") else sys.stdout
+                print(line, end="", flush=True, file=out)
     return child.wait()
 
 
