@@ -254,6 +254,18 @@ def test_a_dark_band_along_the_top_edge_is_no_ink(test_digits):
     assert np.abs(strip_of(shaded).pixels - alone).max() < 0.05
 
 
+def test_a_shadows_corner_below_the_digits_is_no_ink(test_digits):
+    """A dark corner at the page's edge, wholly below the digits (a shadow's), is not part of
+    the number: the strip is the number's alone, as without it."""
+    images, _ = test_digits
+    gray = written([images[k] for k in (0, 1, 2)])
+    alone = strip_of(gray).pixels
+    shaded = gray.copy()
+    shaded[-26:, -30:] *= 0.4
+    assert strip_of(shaded).pixels.shape == alone.shape
+    assert np.abs(strip_of(shaded).pixels - alone).max() < 0.05
+
+
 def test_no_ink_is_no_strip():
     assert strip_of(np.full((60, 200), 230.0)) is None
 

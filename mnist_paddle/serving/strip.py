@@ -5,9 +5,10 @@ number composed for training (train/strips.py calls `make_strip` on its ink), so
 taught on what it will be shown:
 
 1. the ink and its mask: whatever differs from the background, faint strokes kept where they
-   join strong ones, specks dropped, and so is a band along the top or bottom edge (a shadow's,
-   left by the page's cleaning); a large photo is first shrunk so its digits are about
-   WORK_HEIGHT pixels tall (the strip needs no more);
+   join strong ones, specks dropped, and so are a band along the top or bottom edge and a piece
+   at the edge above or below the digits (a shadow's, left by the page's cleaning); a large
+   photo is first shrunk so its digits are about WORK_HEIGHT pixels tall (the strip needs no
+   more);
 2. a digit's height: the median height of the mask's larger pieces;
 3. the ink scaled so that a digit is DIGIT_HEIGHT pixels tall (MNIST's 20-pixel box), cropped
    to HEIGHT rows around it and MARGIN blank columns on each side.
@@ -34,6 +35,7 @@ WORK_HEIGHT = 40  # px: a large image is shrunk until its digits are about this 
 HYSTERESIS = 0.6  # faint ink down to this share of the strong threshold joins strong strokes
 SPECK = 0.25  # a piece smaller than this share of a digit's height in both directions: a speck
 TALL = 0.5  # pieces at least this share of the tallest one are digits (or touching digits)
+ROW = 0.75  # pieces at least this share of a digit's height set the rows the digits lie in
 
 
 @dataclass
@@ -93,7 +95,7 @@ def find_ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
     count, labels = cv2.connectedComponents((ink >= HYSTERESIS * level).astype(np.uint8), 8)
     keep = np.unique(labels[strong > 0])
     mask = np.isin(labels, keep[keep > 0]).astype(np.uint8)
-    return ink, _without_specks(_without_edge_bands(mask)), scale
+    return ink, _without_strays(_without_specks(_without_edge_bands(mask))), scale
 
 
 def ink_outside(mask: np.ndarray, scale: float, cells: list[tuple[int, int, int, int]]) -> bool:
@@ -150,6 +152,25 @@ def _without_specks(mask: np.ndarray) -> np.ndarray:
     small = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) < SPECK * height
     small[0] = True  # the background
     return np.where(small[labels], 0, mask).astype(np.uint8)
+
+
+def _without_strays(mask: np.ndarray) -> np.ndarray:
+    """`mask` without the pieces at the image's edge that lie wholly above or below the digits'
+    rows (those of the pieces at least ROW of a digit's height): a shadow's corner. Kept, it
+    sets the strip's rows and the digits end up squeezed against one side. (Not every piece
+    out of the row: a digit written higher than the others may come in two.)"""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    height = digit_height(mask) or 1.0
+    top, tall = stats[:, cv2.CC_STAT_TOP], stats[:, cv2.CC_STAT_HEIGHT]
+    digits = tall[1:] >= ROW * height
+    if not digits.any():
+        return mask
+    first, end = top[1:][digits].min(), (top + tall)[1:][digits].max()
+    left, wide = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_WIDTH]
+    rows, columns = mask.shape
+    edge = (top == 0) | (top + tall == rows) | (left == 0) | (left + wide == columns)
+    stray = ((top + tall <= first) | (top >= end)) & edge
+    return np.where(stray[labels], 0, mask).astype(np.uint8) if stray[1:].any() else mask
 
 
 def make_strip(ink: np.ndarray, mask: np.ndarray, shrink: float = 1.0) -> Strip | None:
