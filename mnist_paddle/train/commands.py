@@ -85,11 +85,6 @@ def _in_processes(command: str, cfg, argv: list[str] | None, verbose: bool) -> b
     work = Path(tempfile.mkdtemp(prefix=f"{command}-"))
     args = ["-m", __name__, command, *(sys.argv[1:] if argv is None else argv)]
     code = run_launched(processes, args, work, verbose)
-    first = work / "logs" / "workerlog.0"
-    said = first.read_text(errors="replace").strip().splitlines() if first.is_file() else []
-    if code != 0 and said and said[-1].startswith("error: "):  # a user's mistake, said in one line
-        shutil.rmtree(work, ignore_errors=True)
-        raise SystemExit(UserError.exit_code)
     if code != 0:  # its logs stay for a look
         raise UserError(f"{command} on {processes} processes failed (exit {code}); see {work}")
     shutil.rmtree(work, ignore_errors=True)

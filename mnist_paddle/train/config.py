@@ -236,7 +236,7 @@ def _training_checks(cfg: Config) -> list[tuple[str, bool, str]]:
         ("train.batch_size", cfg.train.batch_size >= 1, ">= 1"),
         ("train.lr", cfg.train.lr > 0, "> 0"),
         ("train.device", cfg.train.device in DEVICES, "one of " + ", ".join(DEVICES)),
-        ("train.processes", cfg.train.processes >= 0, ">= 0 (0: one per core)"),
+        ("train.processes", cfg.train.processes >= 0, ">= 0 (0: one per core, or per GPU)"),
         ("train.optimizer", cfg.train.optimizer in OPTIMIZERS, "one of " + ", ".join(OPTIMIZERS)),
         ("train.weight_decay", cfg.train.weight_decay >= 0, ">= 0"),
         ("train.schedule", cfg.train.schedule in SCHEDULES, "one of " + ", ".join(SCHEDULES)),

@@ -106,7 +106,7 @@ class NumbersConfig:
             ("train.batch_size", self.train.batch_size >= 1, ">= 1"),
             ("train.lr", self.train.lr > 0, "> 0"),
             ("train.framewise", self.train.framewise >= 0, ">= 0"),
-            ("train.processes", self.train.processes >= 0, ">= 0 (0: one per core)"),
+            ("train.processes", self.train.processes >= 0, ">= 0 (0: one per core, or per GPU)"),
             *((f"check.{k}", getattr(self.check, k) >= 10, ">= 10")
               for k in ("numbers", "handwritten", "boxes")),
             ("check.max_sure_error", 0 < self.check.max_sure_error < 1, "between 0 and 1"),

@@ -58,8 +58,10 @@ def processes_for(asked: int, device: str = "auto") -> int:
 def run_launched(processes: int, args: list[str], work: Path, verbose: bool, keep=None) -> int:
     """`python args...` in `processes` data-parallel processes (`launcher`), its logs in `work`
     (launch.log, logs/). The lines of the first process are passed on as they come, those that
-    `keep` (a predicate on a line) when given; with `verbose`, every line, the launcher's and
-    Paddle's own too. Returns the exit code."""
+    `keep` (a predicate on a line) when given, and its one-line error for a user's mistake (on
+    stderr); with `verbose`, every line, the launcher's and Paddle's own too. Returns the exit
+    code; after a user's mistake, exits as the command alone would (the logs go: the line said
+    it all)."""
     command = launcher(processes, work / "logs") + args
     failed = False  # the launcher has said a process failed, and repeats the end of its log
     with open(work / "launch.log", "w") as log:
@@ -69,11 +71,17 @@ def run_launched(processes: int, args: list[str], work: Path, verbose: bool, kee
         for line in child.stdout:
             log.write(line)
             failed = failed or line.startswith("Container ")
-            shown = keep(line) if keep else not line.startswith(LAUNCHER_LINES)
-            if verbose or (shown and not failed):  # a user's mistake goes where it would have
-                out = sys.stderr if line.startswith("error: ") else sys.stdout
-                print(line, end="", flush=True, file=out)
-    return child.wait()
+            mistake = line.startswith("error: ")
+            shown = mistake or (keep(line) if keep else not line.startswith(LAUNCHER_LINES))
+            if verbose or (shown and not failed):
+                print(line, end="", flush=True, file=sys.stderr if mistake else sys.stdout)
+    code = child.wait()
+    first = work / "logs" / "workerlog.0"
+    said = first.read_text(errors="replace").strip().splitlines() if first.is_file() else []
+    if code != 0 and said and said[-1].startswith("error: "):
+        shutil.rmtree(work, ignore_errors=True)
+        raise SystemExit(UserError.exit_code)
+    return code
 
 
 def say(message: str) -> None:
