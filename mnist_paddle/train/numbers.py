@@ -143,7 +143,9 @@ def train_numbers(cfg: NumbersConfig, verbose: bool = False) -> dict:
 
     staging = staged_export(model_dir, network, inputs.images, inputs.labels)
     try:
-        record = check_reader(staging, inputs.val_images, inputs.val_labels, cfg.check, processes)
+        # the check reads on the CPU: one process per core, not per GPU, unless the config says
+        readers = processes_for(cfg.train.processes, "cpu")
+        record = check_reader(staging, inputs.val_images, inputs.val_labels, cfg.check, readers)
         record |= {"config": to_dict(cfg), "training_seconds": round(seconds, 1)}
         meta = read_metadata(staging)
         write_json(staging / METADATA, meta | {"line_model": record})
