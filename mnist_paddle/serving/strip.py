@@ -95,7 +95,7 @@ def find_ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
     count, labels = cv2.connectedComponents((ink >= HYSTERESIS * level).astype(np.uint8), 8)
     keep = np.unique(labels[strong > 0])
     mask = np.isin(labels, keep[keep > 0]).astype(np.uint8)
-    return ink, _without_strays(_without_specks(_without_edge_bands(mask))), scale
+    return ink, _without_strays(_without_edge_bands(mask)), scale
 
 
 def ink_outside(mask: np.ndarray, scale: float, cells: list[tuple[int, int, int, int]]) -> bool:
@@ -145,32 +145,25 @@ def _without_edge_bands(mask: np.ndarray) -> np.ndarray:
     return np.where(band[labels], 0, mask).astype(np.uint8) if band.any() else mask
 
 
-def _without_specks(mask: np.ndarray) -> np.ndarray:
-    """`mask` without the pieces far smaller than a digit in both directions."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    height = digit_height(mask) or 1.0
-    small = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) < SPECK * height
-    small[0] = True  # the background
-    return np.where(small[labels], 0, mask).astype(np.uint8)
-
-
 def _without_strays(mask: np.ndarray) -> np.ndarray:
-    """`mask` without the pieces at the image's edge that lie wholly above or below the digits'
-    rows (those of the pieces at least ROW of a digit's height): a shadow's corner. Kept, it
-    sets the strip's rows and the digits end up squeezed against one side. (Not every piece
-    out of the row: a digit written higher than the others may come in two.)"""
+    """`mask` without specks (pieces far smaller than a digit in both directions) and without
+    the pieces on the image's edge that lie wholly above or below the digits' rows (those of the
+    pieces at least ROW of a digit's height): a shadow's corner, which would set the strip's
+    rows and press the digits against one side. (Not every piece out of the row: a digit
+    written higher than the others may come in two.)"""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     height = digit_height(mask) or 1.0
-    top, tall = stats[:, cv2.CC_STAT_TOP], stats[:, cv2.CC_STAT_HEIGHT]
-    digits = tall[1:] >= ROW * height
-    if not digits.any():
-        return mask
-    first, end = top[1:][digits].min(), (top + tall)[1:][digits].max()
-    left, wide = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_WIDTH]
-    rows, columns = mask.shape
-    edge = (top == 0) | (top + tall == rows) | (left == 0) | (left + wide == columns)
-    stray = ((top + tall <= first) | (top >= end)) & edge
-    return np.where(stray[labels], 0, mask).astype(np.uint8) if stray[1:].any() else mask
+    left, top = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    wide, tall = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
+    drop = np.maximum(wide, tall) < SPECK * height
+    drop[0] = True  # the background
+    digits = ~drop & (tall >= ROW * height)
+    if digits.any():
+        first, end = top[digits].min(), (top + tall)[digits].max()
+        rows, columns = mask.shape
+        edge = (top == 0) | (top + tall == rows) | (left == 0) | (left + wide == columns)
+        drop |= edge & ((top + tall <= first) | (top >= end))
+    return np.where(drop[labels], 0, mask).astype(np.uint8)
 
 
 def make_strip(ink: np.ndarray, mask: np.ndarray, shrink: float = 1.0) -> Strip | None:
