@@ -190,7 +190,8 @@ def test_a_forms_number_is_sure_from_the_box_threshold(number_export, monkeypatc
 
 @pytest.mark.parametrize(
     "key, value",
-    [("doubt_floor", 1e-4), ("beam_share", None)],  # a former check's floor; before the share
+    # a former check's floor; before the share; before the strip's views
+    [("doubt_floor", 1e-4), ("beam_share", None), ("views", None)],
 )
 def test_a_calibration_from_an_older_check_is_refused(number_export, tmp_path, key, value):
     copy = tmp_path / "inference"

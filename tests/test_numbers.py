@@ -115,6 +115,43 @@ def test_two_alike_with_a_weak_blank_between_are_two():
     assert read[0].steps[1] < read[1].steps[0]  # one after the other
 
 
+def test_a_readings_likelihood_sums_all_its_paths():
+    """The forward pass against every path of 4 steps spelling the digits, counted one by one."""
+    import itertools
+
+    p = np.random.default_rng(0).dirichlet(np.ones(11), 4)
+    for digits in ([3], [3, 3], [1, 2, 1], []):
+        total = 0.0
+        for path in itertools.product(range(11), repeat=4):
+            spelt = [c - 1 for k, c in enumerate(path) if c and (k == 0 or path[k - 1] != c)]
+            if spelt == digits:
+                total += np.prod(p[np.arange(4), path])
+        assert ctc.log_likelihood(p, digits) == pytest.approx(np.log(total))
+
+
+def test_the_reading_likeliest_in_every_view_wins():
+    """The strip alone reads one 7 (two 7s with a weak blank between them lose there); a view
+    of it that reads two 7s plainly outweighs that, and the reading keeps the strip's steps,
+    with a smaller share of its beam. A view that agrees changes nothing."""
+    p = probs_of("777777")
+    p[2:4] = [0.2, 0.05, 0, 0, 0, 0, 0, 0, 0.75, 0, 0]
+    alone, share = ctc.read_digits(p)
+    assert [d.digit for d in alone] == [7]
+    read, shared = ctc.read_digits(p, [probs_of("77--77")])
+    assert [d.digit for d in read] == [7, 7] and read[0].steps[1] < read[1].steps[0] <= 3
+    assert shared < share
+    assert ctc.read_digits(p, [probs_of("-777-")]) == (alone, share)
+
+
+def test_the_strips_views_shift_by_half_a_step_and_enlarge():
+    pixels = np.random.default_rng(0).random((strip.HEIGHT, 40)).astype(np.float32)
+    shifted, enlarged = strip.views(pixels)
+    assert shifted.shape == (strip.HEIGHT, 44)
+    assert np.array_equal(shifted[:, strip.SHIFT : strip.SHIFT + 40], pixels)
+    assert enlarged.shape == (strip.HEIGHT, 52)  # 40 x 1.265, to whole steps
+    assert enlarged.flags.c_contiguous
+
+
 def test_aligning_no_digits_is_no_digits():
     assert ctc.align(probs_of("-3-"), []) == []
 

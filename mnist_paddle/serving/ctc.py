@@ -11,11 +11,15 @@ classes with repeats merged and blanks dropped, so many paths give the same digi
    says how much of the beam they hold (a runner-up reading with a digit more or less takes the
    rest);
 3. `read_digits`: the beam's digits, with the greedy path's steps when the two agree (nearly
-   always), else the steps of the beam's digits' likeliest path (`align`, Viterbi).
+   always), else the steps of the beam's digits' likeliest path (`align`, Viterbi). When the
+   strip was also read otherwise (shifted, enlarged: strip.views), each of those readings'
+   greedy digits is a candidate too, and the candidate likeliest under all the readings
+   together wins (`log_likelihood`, summed).
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from typing import NamedTuple
 
@@ -39,12 +43,25 @@ class Digit(NamedTuple):
         return STRIDE * ((self.steps[0] + self.steps[1]) / 2 + 0.5)
 
 
-def read_digits(probs: np.ndarray) -> tuple[list[Digit], float]:
+def read_digits(probs: np.ndarray, others: list = ()) -> tuple[list[Digit], float]:
     """The digits of (T, 11) step probabilities (`beam_search`), each with its steps, and the
-    reading's share of the beam."""
-    greedy = decode(probs)
+    reading's share of the beam. `others`: the step probabilities of the same strip read
+    otherwise; when their greedy digits differ from the beam's, the candidate with the highest
+    `log_likelihood` summed over all the readings wins, with its share of this one's beam."""
     digits, share = beam_search(probs)
+    candidates = list(dict.fromkeys([tuple(digits), *(_greedy(other) for other in others)]))
+    if len(candidates) > 1:
+        views = [probs, *others]
+        scores = [[log_likelihood(view, c) for view in views] for c in candidates]
+        best = int(np.argmax([sum(s) for s in scores]))  # the beam's on a tie
+        share *= math.exp(min(0.0, scores[best][0] - scores[0][0]))
+        digits = list(candidates[best])
+    greedy = decode(probs)
     return (greedy if digits == [d.digit for d in greedy] else align(probs, digits)), share
+
+
+def _greedy(probs: np.ndarray) -> tuple[int, ...]:
+    return tuple(d.digit for d in decode(probs))
 
 
 def decode(probs: np.ndarray) -> list[Digit]:
@@ -83,6 +100,25 @@ def beam_search(probs: np.ndarray, width: int = BEAM) -> tuple[list[int], float]
         beams = {prefix: [b / total, d / total] for prefix, (b, d) in kept}
     best = max(beams, key=lambda prefix: sum(beams[prefix]))
     return [int(c) - 1 for c in best], float(sum(beams[best]))
+
+
+def log_likelihood(probs: np.ndarray, digits) -> float:
+    """The log-probability of `digits` summed over all their paths through the (T, 11) steps
+    (CTC's forward pass over the states blank, digit, blank, digit, ..., blank)."""
+    if not len(digits):  # blank all the way
+        return float(np.log(np.maximum(probs[:, BLANK], 1e-30)).sum())
+    states = np.zeros(2 * len(digits) + 1, int)
+    states[1::2] = np.asarray(digits, int) + 1
+    log_p = np.log(np.maximum(probs[:, states], 1e-30))  # (T, S)
+    skip = np.zeros(len(states), bool)  # a path may skip a blank between two different digits
+    skip[3::2] = states[3::2] != states[1:-2:2]
+    score = np.full(len(states), -np.inf)
+    score[:2] = log_p[0, :2]
+    for t in range(1, len(probs)):
+        step = np.logaddexp(score, np.r_[-np.inf, score[:-1]])
+        jump = np.logaddexp(step, np.r_[-np.inf, -np.inf, score[:-2]])
+        score = np.where(skip, jump, step) + log_p[t]
+    return float(np.logaddexp.reduce(score[-2:]))
 
 
 def align(probs: np.ndarray, digits: list[int]) -> list[Digit]:

@@ -9,11 +9,10 @@ form). Otherwise the two models read them so:
 2. make its strip (strip.make_strip): the ink scaled so that a digit is 20 pixels tall, as in
    MNIST, one row of digits;
 3. the line model (models/line.py) gives, every STRIDE columns of the strip, the probability of
-   each digit and of "blank" (no digit's centre here); CTC decoding reads the digits, each with
-   its steps (ctc.read_digits: the likeliest digits over all their paths, and their share of
-   all the readings the beam kept); a piece of ink as
-   tall as a digit under none of the digits read is a digit it missed (mostly a thin 1 pressed
-   against its neighbour: `missed_digits`);
+   each digit and of "blank"; CTC decoding reads the digits, each with its steps: those likeliest
+   over all their paths, in the strip and in two views of it (shifted, enlarged: strip.views)
+   together (ctc.read_digits); a piece of ink as tall as a digit under none of the digits read
+   is a digit it missed (mostly a thin 1 pressed against its neighbour: `missed_digits`);
 4. each digit read is cut out of the ink (`cut_digits`: the pieces of ink that lie in its
    columns, whole; a piece across two digits' columns is cut where they meet) and the digit
    model gives its verdict on that cut, as it would on a digit alone;
@@ -55,13 +54,14 @@ from mnist_paddle.serving.strip import (
     frames_strip,
     ink_outside,
     make_strip,
+    views,
 )
 
 # -log P(reading) below this is no doubt at all: a number's probability is a logistic in the log
 # of its doubt, which spreads out the confident readings (train/number_check.py fits it; 1e-6
 # fitted the check's numbers best, docs/numbers.md)
 DOUBT_FLOOR = 1e-6
-DOUBT = {"doubt_floor": DOUBT_FLOOR, "beam_share": True}  # what an export's fit must be a fit of
+DOUBT = {"doubt_floor": DOUBT_FLOOR, "beam_share": True, "views": 3}  # what a fit must be of
 NOTHING_READ = -100.0  # log-probability of a reading of no digit at all
 WHOLE = 0.75  # a piece of ink with this share of its width in one digit's columns is that digit's
 # a number is never sure when the line model gives a digit this much at a step away from every
@@ -119,7 +119,7 @@ class NumberReader:
         if strip is None:
             return None
         steps = softmax(self.logits(strip.pixels))  # (T, 11)
-        read, share = read_digits(steps)
+        read, share = read_digits(steps, [softmax(self.logits(v)) for v in views(strip.pixels)])
         read = missed_digits(read, steps, strip)
         columns = digit_columns(read, strip.pixels.shape[1])
         cuts = cut_digits(found[0], found[1], [strip.columns(*c) for c in columns])

@@ -14,6 +14,8 @@ taught on what it will be shown:
    to HEIGHT rows around it and MARGIN blank columns on each side.
 
 `Strip` keeps the way back to the image, so that the digits read get boxes in the image's pixels.
+The line model reads the strip as made and two `views` of it (shifted by half a step, enlarged):
+where a digit falls between its steps, or is smaller than most, one of them often reads it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ HYSTERESIS = 0.6  # faint ink down to this share of the strong threshold joins s
 SPECK = 0.25  # a piece smaller than this share of a digit's height in both directions: a speck
 TALL = 0.5  # pieces at least this share of the tallest one are digits (or touching digits)
 ROW = 0.75  # pieces at least this share of a digit's height set the rows the digits lie in
+SHIFT = STRIDE // 2  # px: a view of the strip half a step to the right
+ENLARGE = (1.1, 1.265)  # a view of the strip this much taller and wider (its middle rows)
 
 
 @dataclass
@@ -77,6 +81,17 @@ class Strip:
             for x, _, w, h, _ in stats[1:]
             if h >= TALL * height
         ]
+
+
+def views(pixels: np.ndarray) -> list[np.ndarray]:
+    """Two more ways to read a strip's (HEIGHT, W) `pixels`: shifted SHIFT columns to the right,
+    and ENLARGE times as tall and as wide (the middle HEIGHT rows; W still a multiple of STRIDE)."""
+    shifted = np.pad(pixels, ((0, 0), (SHIFT, STRIDE - SHIFT)))
+    tall = round(HEIGHT * ENLARGE[0])
+    wide = round(pixels.shape[1] * ENLARGE[1] / STRIDE) * STRIDE
+    first = (tall - HEIGHT) // 2
+    enlarged = cv2.resize(pixels, (wide, tall), interpolation=cv2.INTER_LINEAR)[first:][:HEIGHT]
+    return [shifted, np.ascontiguousarray(enlarged)]
 
 
 def find_ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
