@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -43,7 +44,7 @@ class Digit(NamedTuple):
         return STRIDE * ((self.steps[0] + self.steps[1]) / 2 + 0.5)
 
 
-def read_digits(probs: np.ndarray, others: list = ()) -> tuple[list[Digit], float]:
+def read_digits(probs: np.ndarray, others: Sequence[np.ndarray] = ()) -> tuple[list[Digit], float]:
     """The digits of (T, 11) step probabilities (`beam_search`), each with its steps, and the
     reading's share of the beam. `others`: the step probabilities of the same strip read
     otherwise; when their greedy digits differ from the beam's, the candidate with the highest
@@ -61,6 +62,7 @@ def read_digits(probs: np.ndarray, others: list = ()) -> tuple[list[Digit], floa
 
 
 def _greedy(probs: np.ndarray) -> tuple[int, ...]:
+    """The digits of the greedy path through (T, 11) step probabilities."""
     return tuple(d.digit for d in decode(probs))
 
 

@@ -15,7 +15,7 @@ taught on what it will be shown:
 
 `Strip` keeps the way back to the image, so that the digits read get boxes in the image's pixels.
 The line model reads the strip as made and two `views` of it (shifted by half a step, enlarged):
-where a digit falls between its steps, or is smaller than most, one of them often reads it.
+a digit lost in one reading is sometimes plain in another (docs/numbers.md).
 """
 
 from __future__ import annotations
