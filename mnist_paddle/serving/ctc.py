@@ -109,12 +109,8 @@ def log_likelihood(probs: np.ndarray, digits) -> float:
     (CTC's forward pass over the states blank, digit, blank, digit, ..., blank)."""
     if not len(digits):  # blank all the way
         return float(np.log(np.maximum(probs[:, BLANK], 1e-30)).sum())
-    states = np.zeros(2 * len(digits) + 1, int)
-    states[1::2] = np.asarray(digits, int) + 1
-    log_p = np.log(np.maximum(probs[:, states], 1e-30))  # (T, S)
-    skip = np.zeros(len(states), bool)  # a path may skip a blank between two different digits
-    skip[3::2] = states[3::2] != states[1:-2:2]
-    score = np.full(len(states), -np.inf)
+    log_p, skip = _states(probs, digits)
+    score = np.full(len(skip), -np.inf)
     score[:2] = log_p[0, :2]
     for t in range(1, len(probs)):
         step = np.logaddexp(score, np.r_[-np.inf, score[:-1]])
@@ -123,26 +119,33 @@ def log_likelihood(probs: np.ndarray, digits) -> float:
     return float(np.logaddexp.reduce(score[-2:]))
 
 
+def _states(probs: np.ndarray, digits) -> tuple[np.ndarray, np.ndarray]:
+    """The path states of `digits` (blank, digit, blank, digit, ..., blank): each step's log
+    probability of each state, (T, S), and which states a path may reach by skipping the blank
+    before them (between two different digits)."""
+    states = np.zeros(2 * len(digits) + 1, int)
+    states[1::2] = np.asarray(digits, int) + 1
+    skip = np.zeros(len(states), bool)
+    skip[3::2] = states[3::2] != states[1:-2:2]
+    return np.log(np.maximum(probs[:, states], 1e-30)), skip
+
+
 def align(probs: np.ndarray, digits: list[int]) -> list[Digit]:
     """`digits`, each with its steps on their likeliest path through the (T, 11) steps (Viterbi
     over the states blank, digit, blank, digit, ..., blank)."""
     if not digits:
         return []
-    states = np.zeros(2 * len(digits) + 1, int)
-    states[1::2] = np.asarray(digits, int) + 1
-    log_p = np.log(np.maximum(probs[:, states], 1e-30))  # (T, S)
-    # a path may skip a blank between two different digits
-    skip = np.zeros(len(states), bool)
-    skip[3::2] = states[3::2] != states[1:-2:2]
-    score = np.full(len(states), -np.inf)
+    log_p, skip = _states(probs, digits)
+    states = len(skip)
+    score = np.full(states, -np.inf)
     score[:2] = log_p[0, :2]
-    moves = np.zeros((len(probs), len(states)), int)  # how far back each state came from
+    moves = np.zeros((len(probs), states), int)  # how far back each state came from
     for t in range(1, len(probs)):
         stay, step, jump = score, np.r_[-np.inf, score[:-1]], np.r_[-np.inf, -np.inf, score[:-2]]
         options = np.stack([stay, step, np.where(skip, jump, -np.inf)])
         moves[t] = options.argmax(axis=0)
         score = options.max(axis=0) + log_p[t]
-    state = len(states) - 1 if len(states) == 1 or score[-1] >= score[-2] else len(states) - 2
+    state = states - 1 if states == 1 or score[-1] >= score[-2] else states - 2
     path = [state]
     for t in range(len(probs) - 1, 0, -1):
         state -= moves[t, state]
