@@ -15,10 +15,10 @@ from conftest import DATA, ROOT, assert_one_line_error, number_overrides, run_to
 from mnist_paddle.errors import UserError
 from mnist_paddle.models.line import LineModel
 from mnist_paddle.serving import numbers as reading
-from mnist_paddle.serving.ctc import decode
+from mnist_paddle.serving.ctc import digit_probs, read_digits
 from mnist_paddle.serving.inference import softmax
 from mnist_paddle.serving.numbers import LONG, UNREAD, NumberReader
-from mnist_paddle.serving.strip import FRAME_STEPS, HEIGHT, STRIDE
+from mnist_paddle.serving.strip import FRAME_STEPS, HEIGHT, STRIDE, views
 from mnist_paddle.train import numbers, pages, strips
 from mnist_paddle.train.data import mnist_files, read_idx
 from mnist_paddle.train.fonts import training_fonts
@@ -190,8 +190,9 @@ def test_a_forms_number_is_sure_from_the_box_threshold(number_export, monkeypatc
 
 @pytest.mark.parametrize(
     "key, value",
-    # a former check's floor; before the share; before the strip's views
-    [("doubt_floor", 1e-4), ("beam_share", None), ("views", None)],
+    # a former check's floor; before the share; before the strip's views; before each digit's
+    # probabilities came from all of them
+    [("doubt_floor", 1e-4), ("beam_share", None), ("views", None), ("digit_views", None)],
 )
 def test_a_calibration_from_an_older_check_is_refused(number_export, tmp_path, key, value):
     copy = tmp_path / "inference"
@@ -204,15 +205,17 @@ def test_a_calibration_from_an_older_check_is_refused(number_export, tmp_path, k
 
 
 def test_each_digit_is_the_likeliest_under_both_models(number_export, monkeypatch):
-    """The line model's steps and the digit model's verdict on each digit's cut multiply: a
+    """The line model's probabilities and the digit model's verdict on each digit's cut multiply: a
     verdict sure of a 7 makes a digit a 7 unless the line model rules 7 out."""
     reader = NumberReader(number_export)
     images = read_idx(mnist_files(DATA, "test")[0])
     ink = np.hstack([images[k] / 255.0 for k in (1, 2)])
     gray = 255.0 - 255.0 * np.pad(np.kron(ink, np.ones((3, 3))), 30)
-    line = softmax(reader.logits(reader.reading(gray).strip.pixels))
-    read = decode(line)
+    pixels = reader.reading(gray).strip.pixels
+    readings = [softmax(reader.logits(p)) for p in (pixels, *views(pixels))]
+    read, _ = read_digits(readings[0], readings[1:])
     assert read
+    lines = digit_probs(readings, read)  # the line model's, from the strip and its views
 
     def sure_of(digit):
         def verdict(cuts):
@@ -226,9 +229,8 @@ def test_each_digit_is_the_likeliest_under_both_models(number_export, monkeypatc
     for digit in (7, 3):
         monkeypatch.setattr(reader.digit_model, "digit_probabilities", sure_of(digit))
         reading = reader.reading(gray)
-        for d, got, prob in zip(read, reading.digits, reading.probs):
-            steps = line[d.steps[0] : d.steps[1] + 1, 1:].max(axis=0)
-            both = steps / steps.sum() * np.where(np.arange(10) == digit, 1.0, 1e-6)
+        for steps, got, prob in zip(lines, reading.digits, reading.probs):
+            both = steps * np.where(np.arange(10) == digit, 1.0, 1e-6)
             assert got == both.argmax() and prob == pytest.approx(both.max() / both.sum(), rel=1e-3)
 
 

@@ -143,6 +143,22 @@ def test_the_reading_likeliest_in_every_view_wins():
     assert ctc.read_digits(p, [probs_of("-777-")]) == (alone, share)
 
 
+def test_each_digits_probabilities_are_the_geometric_mean_over_the_views():
+    """The strip doubts its second digit (8 or 3); a view of another length, sure of the 8,
+    is aligned to the digits read and its steps for the 8 count as much as the strip's."""
+    p = probs_of("-3-8-")
+    p[3] = [0.05, 0, 0, 0, 0.4, 0, 0, 0, 0, 0.55, 0]
+    view = probs_of("--3--88-")
+    read = ctc.read_digits(p)[0]
+    got = ctc.digit_probs([p, view], read)
+    strip_8, view_8 = p[3, 1:], np.maximum(view[5:7, 1:].max(axis=0), 1e-30)
+    mean = np.sqrt(strip_8 * view_8)
+    assert got.shape == (2, 10) and np.allclose(got.sum(axis=1), 1)
+    assert np.allclose(got[1], mean / mean.sum()) and got[1, 8] > p[3, 9] / p[3, 1:].sum()
+    assert got[0].argmax() == 3
+    assert ctc.digit_probs([p, view], []).shape == (0, 10)
+
+
 def test_the_strips_views_shift_by_half_a_step_and_enlarge():
     pixels = np.random.default_rng(0).random((strip.HEIGHT, 40)).astype(np.float32)
     shifted, enlarged = strip.views(pixels)

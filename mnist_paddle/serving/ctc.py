@@ -14,7 +14,9 @@ classes with repeats merged and blanks dropped, so many paths give the same digi
    always), else the steps of the beam's digits' likeliest path (`align`, Viterbi). When the
    strip was also read otherwise (shifted, enlarged: strip.views), each of those readings'
    greedy digits is a candidate too, and the candidate likeliest under all the readings
-   together wins (`log_likelihood`, summed).
+   together wins (`log_likelihood`, summed);
+4. `digit_probs`: each digit's probabilities of the ten digits, its most at its steps in every
+   reading (the others' steps from `align`), their geometric mean over the readings.
 """
 
 from __future__ import annotations
@@ -57,8 +59,14 @@ def read_digits(probs: np.ndarray, others: Sequence[np.ndarray] = ()) -> tuple[l
         best = int(np.argmax([sum(s) for s in scores]))  # the beam's on a tie
         share *= math.exp(min(0.0, scores[best][0] - scores[0][0]))
         digits = list(candidates[best])
+    return placed(probs, digits), share
+
+
+def placed(probs: np.ndarray, digits: list[int]) -> list[Digit]:
+    """`digits`, each with its steps in the (T, 11) step probabilities: the greedy path's when
+    it spells them (the likeliest path of all is theirs then), else their likeliest path's."""
     greedy = decode(probs)
-    return (greedy if digits == [d.digit for d in greedy] else align(probs, digits)), share
+    return greedy if digits == [d.digit for d in greedy] else align(probs, digits)
 
 
 def _greedy(probs: np.ndarray) -> tuple[int, ...]:
@@ -157,3 +165,23 @@ def align(probs: np.ndarray, digits: list[int]) -> list[Digit]:
         prob = float(probs[steps, digit + 1].max())
         read.append(Digit(digit, prob, (int(steps[0]), int(steps[-1]))))
     return read
+
+
+def span_probs(probs: np.ndarray, spans: Sequence[tuple[int, int]]) -> np.ndarray:
+    """The most the (T, 11) step probabilities give each digit in each span [first, end) of
+    steps: (len(spans), 10)."""
+    return np.array([probs[first:end, 1:].max(axis=0) for first, end in spans]).reshape(-1, 10)
+
+
+def digit_probs(readings: Sequence[np.ndarray], read: list[Digit]) -> np.ndarray:
+    """The line model's probabilities of the ten digits for each digit of `read`, (len(read),
+    10), summing to 1: the geometric mean over `readings` (the (T, 11) steps `read` came from,
+    then the same strip read otherwise) of its most at its steps in each; `read` gives its steps
+    in the first, `placed` in the others."""
+    digits = [d.digit for d in read]
+    logs = []
+    for k, probs in enumerate(readings):
+        spans = [(d.steps[0], d.steps[1] + 1) for d in (read if k == 0 else placed(probs, digits))]
+        logs.append(np.log(np.maximum(span_probs(probs, spans), 1e-30)))
+    mean = np.exp(np.mean(logs, axis=0))
+    return mean / mean.sum(axis=1, keepdims=True)

@@ -16,10 +16,11 @@ form). Otherwise the two models read them so:
 4. each digit read is cut out of the ink (`cut_digits`: the pieces of ink that lie in its
    columns, whole; a piece across two digits' columns is cut where they meet) and the digit
    model gives its verdict on that cut, as it would on a digit alone;
-5. each digit is the likeliest under both readers (the product of their probabilities), with
-   that probability; its box is its ink. The number's probability of being read right is fitted
-   on numbers of validation digits and fonts (train/number_check.py), and the number is `sure`
-   above the threshold chosen there (one read with LONG digits or more never is).
+5. each digit is the likeliest under both readers (the product of their probabilities, the
+   line model's from all three readings: ctc.digit_probs), with that probability; its box is its
+   ink. The number's probability of being read right is fitted on numbers of validation digits
+   and fonts (train/number_check.py); it is `sure` above the threshold chosen there (one read
+   with LONG digits or more never is).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import numpy as np
 
 from mnist_paddle.errors import UserError
 from mnist_paddle.serving import gpu
-from mnist_paddle.serving.ctc import BLANK, Digit, read_digits
+from mnist_paddle.serving.ctc import BLANK, Digit, digit_probs, read_digits, span_probs
 from mnist_paddle.serving.debug import write_debug
 from mnist_paddle.serving.images import read_gray
 from mnist_paddle.serving.inference import (
@@ -61,7 +62,8 @@ from mnist_paddle.serving.strip import (
 # of its doubt, which spreads out the confident readings (train/number_check.py fits it; 1e-6
 # fitted the check's numbers best, docs/numbers.md)
 DOUBT_FLOOR = 1e-6
-DOUBT = {"doubt_floor": DOUBT_FLOOR, "beam_share": True, "views": 3}  # what a fit must be of
+# what a check's fit must be of (an older check's is refused)
+DOUBT = {"doubt_floor": DOUBT_FLOOR, "beam_share": True, "views": 3, "digit_views": 3}
 NOTHING_READ = -100.0  # log-probability of a reading of no digit at all
 WHOLE = 0.75  # a piece of ink with this share of its width in one digit's columns is that digit's
 # a number is never sure when the line model gives a digit this much at a step away from every
@@ -119,13 +121,13 @@ class NumberReader:
         if strip is None:
             return None
         steps = softmax(self.logits(strip.pixels))  # (T, 11)
-        read, share = read_digits(steps, [softmax(self.logits(v)) for v in views(strip.pixels)])
+        others = [softmax(self.logits(v)) for v in views(strip.pixels)]
+        read, share = read_digits(steps, others)
         read = missed_digits(read, steps, strip)
         columns = digit_columns(read, strip.pixels.shape[1])
         cuts = cut_digits(found[0], found[1], [strip.columns(*c) for c in columns])
         verdicts = self.digit_model.digit_probabilities(cuts) if cuts else []
-        spans = [(d.steps[0], d.steps[1] + 1) for d in read]
-        digits, probs = both(steps, spans, verdicts)
+        digits, probs = both(digit_probs([steps, *others], read), verdicts)
         boxes = [strip.box(*c) for c in columns]
         return Reading(digits, probs, boxes, cuts, page, strip, unread(read, steps), share)
 
@@ -143,7 +145,7 @@ class NumberReader:
             return None
         steps = softmax(self.logits(frames_strip(cuts)))
         verdicts = self.digit_model.digit_probabilities(cuts)
-        digits, probs = both(steps, frame_spans(len(cuts)), verdicts)
+        digits, probs = both(span_probs(steps, frame_spans(len(cuts))), verdicts)
         return Reading(digits, probs, boxes, cuts, page, None)
 
     def read(self, gray: np.ndarray) -> dict | None:
@@ -224,16 +226,11 @@ def unread(read: list[Digit], steps: np.ndarray) -> float:
     return float(1 - steps[~near, BLANK].min()) if not near.all() else 0.0
 
 
-def both(steps: np.ndarray, spans: list, verdicts: np.ndarray) -> tuple[list, list]:
-    """Each digit and its probability under both models: the line model's (its most at the
-    (T, 11) `steps` in the digit's span [first, end) of steps) times the digit model's verdict."""
-    digits, probs = [], []
-    for (first, end), verdict in zip(spans, verdicts):
-        line = steps[first:end, 1:].max(axis=0)  # (10,)
-        digit, prob = likeliest(line / line.sum() * verdict)
-        digits.append(digit)
-        probs.append(prob)
-    return digits, probs
+def both(lines: np.ndarray, verdicts: np.ndarray) -> tuple[list, list]:
+    """Each digit and its probability under both models: the line model's probabilities of the
+    ten digits for it (a row of `lines`) times the digit model's verdict."""
+    read = [likeliest(line / line.sum() * verdict) for line, verdict in zip(lines, verdicts)]
+    return [digit for digit, _ in read], [prob for _, prob in read]
 
 
 def likeliest(probs: np.ndarray) -> tuple[int, float]:
