@@ -16,7 +16,7 @@ classes with repeats merged and blanks dropped, so many paths give the same digi
    greedy digits is a candidate too, and the candidate likeliest under all the readings
    together wins (`log_likelihood`, summed);
 4. `digit_probs`: each digit's probabilities of the ten digits, its most at its steps in every
-   reading (the others' steps from `align`), their geometric mean over the readings.
+   reading (in the others, where `placed` puts it), their geometric mean over the readings.
 """
 
 from __future__ import annotations

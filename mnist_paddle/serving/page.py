@@ -250,7 +250,7 @@ def _without_rules(
     the pen lets the rule show through or covers it: strokes darker than `clear`, not grain);
     a stroke across a rule nearly as dark as itself is joined across it from both sides."""
     out = darkness.copy()
-    # the strokes either side, not the rules' own soft edges (the pixel next to them)
+    # the strokes, not the rules' own soft edges (the pixel next to them)
     near_rules = cv2.dilate(across | down, np.ones((3, 3), np.uint8)) > 0
     step = _step(darkness)
     off_print = darkness[::step, ::step][~near_rules[::step, ::step]]
