@@ -71,31 +71,16 @@ def test_strokes_either_side_of_a_pale_rule_are_not_joined():
 
 def test_a_stroke_along_a_pale_rule_keeps_its_darkness():
     """A bar written along a grey rule, over nearly half of it (ink lets through a share of the
-    light: 1/6 here, on the paper as on the rule): the bar comes out on the rule at least as
-    dark as it is on the paper (a little darker: as a pen that covered the rule would), and the
-    rest of the rule goes."""
+    light: 1/6 here, on the paper as on the rule): the bar comes out as dark on the rule as it
+    is on the paper, and the rest of the rule goes."""
     paper, rule, ink = 240.0, 150.0 / 240.0, 1.0 / 6.0
     page = np.full((120, 200), paper, np.float32)
     page[60:63, :] *= rule
     page[60:63, 40:130] *= ink  # the bar, lying on the rule
     page[20:60, 40:43] *= ink  # a stroke down to it, on the paper
     cleaned = cleaning.clean(page).gray
-    bar = cleaned[60:63, 45:125] - paper * ink  # 40 on the paper
-    assert bar.max() < 5 and bar.min() > -30
+    assert np.abs(cleaned[60:63, 45:125] - paper * ink).max() < 15  # 40 on the paper
     assert (cleaned[61, 150:] > 200).all()
-
-
-def test_a_stroke_along_a_dark_rule_in_a_pen_that_covers_it_keeps_its_darkness():
-    """A pen that covers what it writes on (its own colour over the rule, not darker): a bar
-    along a dark rule comes out as dark as the pen's strokes on the paper."""
-    paper, rule, pen = 230.0, 100.0, 40.0
-    page = np.full((120, 200), paper, np.float32)
-    page[60:63, :] = rule
-    page[60:63, 40:130] = pen  # the bar, over the rule
-    page[10:100, 150:156] = pen  # a 1 on the paper
-    cleaned = cleaning.clean(page).gray
-    assert np.abs(cleaned[60:63, 45:125] - pen).max() < 15
-    assert (cleaned[61, :35] > 200).all() and (cleaned[10:100, 153] < 60).all()
 
 
 def test_a_dense_grid_is_found_though_it_passes_for_the_papers_grain():

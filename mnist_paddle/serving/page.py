@@ -15,7 +15,7 @@ pages with a shadow across them. `clean` takes those away, for single digits and
    colour: a ruled page's lines, a squared page's grid, a margin (a grid so dense that it
    passes for the paper's grain is looked for again, each row's and column's level taken
    out). They are removed where they run alone; a stroke over a paler rule keeps the darkness
-   it has on the paper (whether the ink lets the rule show through or covers it); where a stroke
+   it has on the paper (ink lets through a share of the light that reaches it); where a stroke
    crosses a rule nearly as dark as itself (two thirds or more), the ink just above and below
    the rule, within its thickness, is joined across it (strokes either side of a paler rule
    are left apart).
@@ -43,9 +43,6 @@ MIN_RULE_THICKNESS = 6.0  # px: a thin rule photographed out of focus (on a smal
 DETECT = 256  # px: print is looked for on a copy whose shorter side is at most this
 MIN_GRAIN = 2.0  # gray levels: marks are 4 grains darker than the paper and at least 4 x this;
 # above it, a page with no print found is looked at again (a dense grid may be the "grain")
-STROKE = 0.995  # the strokes' darkness: this quantile of the page's darkness off the print, if
-CLEAR = 16.0  # ... this many grains darker than the paper, 4 times a mark (else only grain)
-MAX_GAIN = 4.0  # a stroke over a rule nearly as dark as itself is scaled up at most this much
 
 
 @dataclass
@@ -79,7 +76,7 @@ def clean(gray: np.ndarray) -> Page:
     across, down = find_rules(marks & ~(walls_across | walls_down), small)
     if grain > MIN_GRAIN and not (cells or across.any() or down.any()):
         # nothing printed stood out of the paper's grain: unless a dense grid passed for it
-        marks = _marks(smooth, grain := _grain(smooth, lines_out=True))
+        marks = _marks(smooth, _grain(smooth, lines_out=True))
         across, down = find_rules(marks, small)
     # a box's walls go as rules go: what is darker than them, or crosses them, stays
     across, down = (
@@ -89,7 +86,7 @@ def clean(gray: np.ndarray) -> Page:
     print_mask = (across | down) > 0
     if not print_mask.any():  # nothing printed: the flattened page as it is
         return Page(flat, cells, np.zeros(flat.shape, np.uint8))
-    kept = _without_rules(darkness, across, down, paper, CLEAR * max(MIN_GRAIN, grain))
+    kept = _without_rules(darkness, across, down, paper)
     cleaned = flat.copy()  # only the print changes
     cleaned[print_mask] = paper - kept[print_mask]
     removed = print_mask & (darkness > 0) & (kept < 0.5 * darkness)
@@ -243,18 +240,13 @@ def _long_runs(marks: np.ndarray, length: int) -> np.ndarray:
 
 
 def _without_rules(
-    darkness: np.ndarray, across: np.ndarray, down: np.ndarray, paper: float, clear: float
+    darkness: np.ndarray, across: np.ndarray, down: np.ndarray, paper: float
 ) -> np.ndarray:
     """`darkness` (below the `paper`'s level) with the rules' own darkness taken off: on a
-    rule, what is darker than the rule is a stroke and stays, as dark as on the paper (whether
-    the pen lets the rule show through or covers it: strokes darker than `clear`, not grain);
-    a stroke across a rule nearly as dark as itself is joined across it from both sides."""
+    rule, what is darker than the rule is a stroke and stays (a pen over a pale rule), as dark
+    as it is on the paper; where a stroke crosses a rule nearly as dark as itself, the stroke
+    is joined across it from both sides."""
     out = darkness.copy()
-    # the strokes, not the rules' own soft edges (the pixel next to them)
-    near_rules = cv2.dilate(across | down, np.ones((3, 3), np.uint8)) > 0
-    step = _step(darkness)
-    off_print = darkness[::step, ::step][~near_rules[::step, ::step]]
-    stroke = quantiles(off_print, [STROKE])[0] if off_print.size else 0.0  # the pen's darkness
     rules = [
         (mask, axis == 1, _rule_level(darkness, mask, axis))
         for mask, axis in ((across, 1), (down, 0))
@@ -262,13 +254,11 @@ def _without_rules(
     ]
     for mask, _, level in rules:
         # ink lets through a share of the light that reaches it: over a rule that passes
-        # (paper - level) of the paper's, a stroke's darkness d becomes level + d (1 - level/paper);
-        # a pen that covers the rule leaves its own darkness there, the excess over the rule its
-        # cover times (stroke - level): the larger gain keeps both (a paler pen is not seen there)
+        # (paper - level) of the paper's, a stroke's darkness d becomes level + d (1 - level/paper)
         gain = paper / np.maximum(paper - level, 1.0)
-        covers = stroke / np.maximum(stroke - level, stroke / MAX_GAIN)
-        gain = np.where((stroke > level) & (stroke > clear), np.maximum(gain, covers), gain)
         out = np.where(mask > 0, np.maximum(out - level, 0) * gain, out)
+    # the strokes either side, not the rules' own soft edges (the pixel next to them)
+    near_rules = cv2.dilate(across | down, np.ones((3, 3), np.uint8)) > 0
     strokes = np.where(near_rules, 0, out).astype(np.float32)
     for mask, horizontal, level in rules:
         length = 2 * round(_thickness(mask, horizontal)) + 3  # across the rule and a little
