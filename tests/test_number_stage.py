@@ -200,8 +200,34 @@ def test_a_calibration_from_an_older_check_is_refused(number_export, tmp_path, k
     meta = json.loads((copy / "metadata.json").read_text())
     meta["line_model"]["calibration"][key] = value
     (copy / "metadata.json").write_text(json.dumps(meta))
-    with pytest.raises(UserError, match="not calibrated as this version reads"):
+    with pytest.raises(UserError, match="not calibrated as this version reads.*--check-only"):
         NumberReader(copy).read(np.full((60, 200), 230.0, np.float32))
+
+
+def test_check_only_calibrates_an_older_export_again(number_export, tmp_path):
+    """`--check-only`: the refused export's line model is checked and calibrated anew, its
+    weights and training record kept, and it reads numbers again."""
+    copy = tmp_path / "inference"
+    shutil.copytree(number_export, copy)
+    meta = json.loads((copy / "metadata.json").read_text())
+    meta["line_model"]["calibration"]["digit_views"] = None  # as an older reader's check left it
+    (copy / "metadata.json").write_text(json.dumps(meta))
+    weights = (copy / "line.pdiparams").read_bytes()
+    flags = [arg for o in number_overrides(copy, "check.numbers=12") for arg in ("-o", o)]
+    result = run_tool("tools/train_numbers.py", "--check-only", *flags)
+    assert result.returncode == 0, result.stderr
+    assert f"checked {copy}/ again: it reads" in result.stdout and "batch" not in result.stdout
+    assert (copy / "line.pdiparams").read_bytes() == weights
+    record = json.loads((copy / "metadata.json").read_text())["line_model"]
+    assert record["calibration"]["digit_views"] == 3
+    assert record["training_seconds"] == meta["line_model"]["training_seconds"]
+    assert record["config"]["check"]["numbers"] == 12
+    assert NumberReader(copy).read(np.full((60, 200), 230.0, np.float32)) is None  # no ink
+
+
+def test_check_only_without_a_line_model_is_one_line(exported):
+    result = run_tool("tools/train_numbers.py", "--check-only", "-o", f"model_dir={exported}")
+    assert_one_line_error(result, "has no line model to check", "train_numbers.py")
 
 
 def test_each_digit_is_the_likeliest_under_both_models(number_export, monkeypatch):

@@ -156,7 +156,8 @@ class NumberReader:
         if any(fit.get(key) != value for key, value in DOUBT.items()):  # none, or an older check
             raise UserError(
                 f"{self.model_dir}: the line model is not calibrated as this version reads; "
-                "train it again (python tools/train_numbers.py -c configs/numbers/quick.yml)"
+                "check it again (python tools/train_numbers.py --check-only "
+                f"-o model_dir={self.model_dir}: about a minute)"
             )
         reading = self.reading(gray)
         if reading is None:

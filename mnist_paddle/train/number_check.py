@@ -33,7 +33,7 @@ from mnist_paddle.serving.numbers import (
     number_prob,
 )
 from mnist_paddle.train import calibrate, pages, strips, synth
-from mnist_paddle.train.export import add_model_files, check_logits
+from mnist_paddle.train.export import add_model_files, check_logits, replace_dir
 from mnist_paddle.train.fonts import VALIDATION_FONTS, debian_fonts, training_fonts
 from mnist_paddle.train.rundir import Progress
 
@@ -45,18 +45,31 @@ STRIP_SPEC = paddle.static.InputSpec([None, 1, HEIGHT, None], "float32", "strip"
 CHECK_LENGTHS = (1, 4, 12)  # strips of these numbers run through Paddle Inference and dygraph
 
 
-def staged_export(model_dir: Path, network, images, labels) -> Path:
-    """A copy of the export folder with the line model `network` added (a hidden folder beside
-    it), checked: Paddle Inference's logits on a few strips of `images` against the network's."""
+def staged_copy(model_dir: Path, line_model: bool = False) -> Path:
+    """A copy of the export folder (a hidden folder beside it), with its line model's files when
+    `line_model`, without the line model's record (its check): the copy's NumberReader reads
+    uncalibrated, as the check needs."""
     staging = Path(tempfile.mkdtemp(dir=model_dir.parent, prefix=f".{model_dir.name}-"))
     staging.chmod(DIR_MODE)
     try:
         for path in model_dir.iterdir():
-            if path.is_file() and not path.name.startswith(f"{LINE}."):
+            if path.is_file() and (line_model or not path.name.startswith(f"{LINE}.")):
                 shutil.copy2(path, staging / path.name)
         meta = read_metadata(staging)
-        meta.pop("line_model", None)  # an earlier line model's record goes with its files
+        meta.pop("line_model", None)
         write_json(staging / METADATA, meta)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return staging
+
+
+def staged_export(model_dir: Path, network, images, labels) -> Path:
+    """A copy of the export folder with the line model `network` added in place of any earlier
+    one (`staged_copy`), checked: Paddle Inference's logits on a few strips of `images` against
+    the network's."""
+    staging = staged_copy(model_dir)
+    try:
         add_model_files(staging, LINE, network, STRIP_SPEC)
         reader = NumberReader(staging)
         rng = np.random.default_rng(0)
@@ -69,6 +82,34 @@ def staged_export(model_dir: Path, network, images, labels) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return staging
+
+
+def install_checked(staging: Path, model_dir: Path, inputs, check, processes: int, record) -> dict:
+    """Check the line model in the staged export `staging` (`check_reader`, on the validation
+    digits of `inputs`), add the check to `record` in the export's metadata, and put `staging` in
+    `model_dir`'s place. Returns the record."""
+    try:
+        record = record | check_reader(
+            staging, inputs.val_images, inputs.val_labels, check, processes
+        )
+        meta = read_metadata(staging)
+        write_json(staging / METADATA, meta | {"line_model": record})
+        replace_dir(staging, model_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return record
+
+
+def summary(record: dict, check) -> str:
+    """What the check of `record` read, in one sentence."""
+    read, fit = record["read"], record["calibration"]
+    return (
+        f"it reads {read['handwritten']:.1%} of {check.handwritten:,} numbers of validation "
+        f"digits, {read['long']:.1%} of {check.numbers:,} long ones (7-12 digits), "
+        f"{read['typeset']:.1%} typeset in the validation fonts and {read['boxes']:.1%} written "
+        f"in a form's boxes, whole; sure at p >= {fit['min_prob']:.3f} ({fit['sure_share']:.1%} "
+        f"sure, {fit['sure_error']:.1%} of those wrong)"
+    )
 
 
 def check_reader(model_dir: Path, images, labels, check, processes: int = 1) -> dict:

@@ -29,14 +29,13 @@ import paddle
 
 from mnist_paddle.cli import quiet_paddle
 from mnist_paddle.errors import UserError
-from mnist_paddle.fileio import atomic_path, write_json
+from mnist_paddle.fileio import atomic_path
 from mnist_paddle.models.line import STRIDE, LineModel
-from mnist_paddle.serving.inference import METADATA, read_metadata
+from mnist_paddle.serving.inference import read_metadata
 from mnist_paddle.train import strips
 from mnist_paddle.train.checkpoint import load_network
 from mnist_paddle.train.config import load_config, save_config, to_dict
 from mnist_paddle.train.data import mnist_files, read_idx
-from mnist_paddle.train.export import replace_dir
 from mnist_paddle.train.fonts import training_fonts
 from mnist_paddle.train.loader import split_validation
 from mnist_paddle.train.rundir import Progress, is_main_process, processes_for, run_launched
@@ -139,28 +138,36 @@ def train_numbers(cfg: NumbersConfig, verbose: bool = False) -> dict:
     save_config(cfg, run_dir / "config.yml")
     with atomic_path(run_dir / PARAMS) as tmp:
         paddle.save(network.state_dict(), str(tmp))
-    from mnist_paddle.train.number_check import check_reader, staged_export  # serving side
+    from mnist_paddle.train.number_check import install_checked, staged_export, summary
 
     staging = staged_export(model_dir, network, inputs.images, inputs.labels)
-    try:
-        # the check reads on the CPU: one process per core, not per GPU, unless the config says
-        readers = processes_for(cfg.train.processes, "cpu")
-        record = check_reader(staging, inputs.val_images, inputs.val_labels, cfg.check, readers)
-        record |= {"config": to_dict(cfg), "training_seconds": round(seconds, 1)}
-        meta = read_metadata(staging)
-        write_json(staging / METADATA, meta | {"line_model": record})
-        replace_dir(staging, model_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    read, fit = record["read"], record["calibration"]
+    record = {"config": to_dict(cfg), "training_seconds": round(seconds, 1)}
+    readers = processes_for(cfg.train.processes, "cpu")  # the check reads on the CPU
+    record = install_checked(staging, model_dir, inputs, cfg.check, readers, record)
     print(
         f"wrote {model_dir}/ (line.json, line.pdiparams) after {seconds / 60:.1f} min of "
-        f"training: it reads {read['handwritten']:.1%} of {cfg.check.handwritten:,} numbers of "
-        f"validation digits, {read['long']:.1%} of {cfg.check.numbers:,} long ones (7-12 digits), "
-        f"{read['typeset']:.1%} typeset in the validation fonts and {read['boxes']:.1%} written "
-        f"in a form's boxes, whole; sure at p >= {fit['min_prob']:.3f} ({fit['sure_share']:.1%} "
-        f"sure, {fit['sure_error']:.1%} of those wrong)"
+        f"training: {summary(record, cfg.check)}"
     )
+    return record
+
+
+def check_again(cfg: NumbersConfig) -> dict:
+    """Check the export's line model again as `cfg.check` says, without training it: its calibration
+    fitted anew by this version's reader. Returns its record, as `train_numbers`."""
+    model_dir = Path(cfg.model_dir)
+    record = read_metadata(model_dir).get("line_model")
+    if record is None or not (model_dir / "line.json").is_file():
+        hint = "train one (python tools/train_numbers.py -c configs/numbers/quick.yml)"
+        raise UserError(f"{model_dir} has no line model to check: {hint}")
+    inputs = _inputs(cfg, digit_state=False)
+    from mnist_paddle.train.number_check import install_checked, staged_copy, summary
+
+    print(f"line model: checking the one in {model_dir}/ again, without training it", flush=True)
+    record |= {"config": record.get("config", {}) | {"check": to_dict(cfg.check)}}
+    staging = staged_copy(model_dir, line_model=True)
+    readers = processes_for(cfg.train.processes, "cpu")
+    record = install_checked(staging, model_dir, inputs, cfg.check, readers, record)
+    print(f"checked {model_dir}/ again: {summary(record, cfg.check)}")
     return record
 
 
@@ -174,8 +181,9 @@ class _Inputs:
     digit_state: dict | None  # its weights, when the line model starts from them
 
 
-def _inputs(cfg: NumbersConfig) -> _Inputs:
-    """The export's run's training and validation digits, and its digit model's weights."""
+def _inputs(cfg: NumbersConfig, digit_state: bool = True) -> _Inputs:
+    """The export's run's training and validation digits, and its digit model's weights (when
+    `digit_state` and the line model starts from them)."""
     meta = read_metadata(cfg.model_dir)
     prefix = Path(meta["checkpoint"])
     network, checkpoint = load_network(prefix)
@@ -186,7 +194,7 @@ def _inputs(cfg: NumbersConfig) -> _Inputs:
             "check the line model on without the test set; train with data.val_size > 0"
         )
     state = None
-    if cfg.model.from_digit_model:
+    if digit_state and cfg.model.from_digit_model:
         name = checkpoint["model"]["name"]
         if name != "three_conv" or any(a < b for a, b in zip(cfg.model.channels, (8, 16, 32))):
             raise UserError(
