@@ -433,6 +433,29 @@ def test_the_service_reads_numbers_as_infer_does(number_export, test_digits, tmp
     assert "digit" in single["results"][0]  # without number mode: one digit, as before
 
 
+def test_the_service_names_an_export_checked_by_an_older_reader(number_export, tmp_path):
+    """An export whose line model was calibrated by an older reader: number requests get the
+    reader's one-line refusal and the command that mends it, digits are read as before."""
+    stale = tmp_path / "inference"
+    shutil.copytree(number_export, stale)
+    meta = json.loads((stale / "metadata.json").read_text())
+    del meta["line_model"]["calibration"]["digit_views"]
+    (stale / "metadata.json").write_text(json.dumps(meta))
+    data = cv2.imencode(".png", np.pad(np.zeros((40, 20), np.uint8), 30, constant_values=255))[1]
+    files = {"image": ("n.png", data.tobytes())}
+    process, url = start_server(stale)
+    try:
+        number = httpx.post(f"{url}/predict", files=files, data={"number": "1"})
+        digit = httpx.post(f"{url}/predict", files=files)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert number.status_code == 400
+    assert "not calibrated as this version reads" in number.json()["error"]
+    assert "--check-only" in number.json()["error"]
+    assert digit.status_code == 200 and "digit" in digit.json()["results"][0]
+
+
 def test_the_benchmark_times_a_number_on_plain_and_ruled_paper(number_export):
     from mnist_paddle.bench.numbers import time_number
 

@@ -42,6 +42,7 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from mnist_paddle.errors import UserError
 from mnist_paddle.serving.debug import picture
 from mnist_paddle.serving.images import NotAnImage, decode_gray, image_pixels
 from mnist_paddle.serving.inference import Recognizer
@@ -262,7 +263,10 @@ def _read_numbers(reader, lock, images, limits, cancelled, options) -> list[dict
         with lock:  # the reading runs the predictor, maybe several times
             if cancelled.is_set():
                 return None
-            result = reader.read(gray)
+            try:
+                result = reader.read(gray)
+            except UserError as e:  # an export this version cannot read numbers with
+                raise BadRequest(400, str(e)) from None
         if result is None:
             results.append({"error": f"{name}: {NO_DIGIT}"})
             continue
