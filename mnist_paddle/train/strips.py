@@ -25,8 +25,7 @@ from mnist_paddle.train import synth
 
 MASK_LEVEL = 0.2  # ink above this is the mask a composed number's strip is made with
 TYPESET_SIZE = (24, 64)  # px: the font sizes typeset numbers are drawn at
-SLANT = 0.6  # typeset numbers are sheared by up to this either way (italics, and print
-# photographed aslant: 0.3 read 0.4-0.9 points fewer photographed numbers, docs/pages.md)
+SLANT = 0.3  # typeset numbers are sheared by up to this either way (italics)
 
 
 @dataclass
