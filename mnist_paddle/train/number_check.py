@@ -35,7 +35,7 @@ from mnist_paddle.serving.numbers import (
 from mnist_paddle.train import calibrate, pages, strips, synth
 from mnist_paddle.train.export import add_model_files, check_logits, replace_dir
 from mnist_paddle.train.fonts import VALIDATION_FONTS, debian_fonts, training_fonts
-from mnist_paddle.train.rundir import Progress
+from mnist_paddle.train.rundir import Progress, processes_for
 
 # digits per number; "boxes": a form's boxes, a digit in each
 KINDS = {"handwritten": (2, 6), "long": (7, 12), "typeset": (2, 12), "boxes": (2, 6)}
@@ -84,14 +84,15 @@ def staged_export(model_dir: Path, network, images, labels) -> Path:
     return staging
 
 
-def install_checked(staging: Path, model_dir: Path, inputs, check, processes: int, record) -> dict:
-    """Check the line model in the staged export `staging` (`check_reader`, on the validation
-    digits of `inputs`), add the check to `record` in the export's metadata, and put `staging` in
-    `model_dir`'s place. Returns the record."""
+def install_checked(staging: Path, model_dir: Path, inputs, cfg, record: dict) -> dict:
+    """Check the line model in the staged export `staging` as `cfg.check` says (`check_reader`, on
+    the validation digits of `inputs`), add the check to `record` in the export's metadata, and
+    put `staging` in `model_dir`'s place. Returns the record."""
+    # the check reads on the CPU: one process per core, not per GPU, unless the config says
+    processes = processes_for(cfg.train.processes, "cpu")
     try:
-        record = record | check_reader(
-            staging, inputs.val_images, inputs.val_labels, check, processes
-        )
+        images, labels = inputs.val_images, inputs.val_labels
+        record = record | check_reader(staging, images, labels, cfg.check, processes)
         meta = read_metadata(staging)
         write_json(staging / METADATA, meta | {"line_model": record})
         replace_dir(staging, model_dir)

@@ -142,8 +142,7 @@ def train_numbers(cfg: NumbersConfig, verbose: bool = False) -> dict:
 
     staging = staged_export(model_dir, network, inputs.images, inputs.labels)
     record = {"config": to_dict(cfg), "training_seconds": round(seconds, 1)}
-    readers = processes_for(cfg.train.processes, "cpu")  # the check reads on the CPU
-    record = install_checked(staging, model_dir, inputs, cfg.check, readers, record)
+    record = install_checked(staging, model_dir, inputs, cfg, record)
     print(
         f"wrote {model_dir}/ (line.json, line.pdiparams) after {seconds / 60:.1f} min of "
         f"training: {summary(record, cfg.check)}"
@@ -165,8 +164,7 @@ def check_again(cfg: NumbersConfig) -> dict:
     print(f"line model: checking the one in {model_dir}/ again, without training it", flush=True)
     record |= {"config": record.get("config", {}) | {"check": to_dict(cfg.check)}}
     staging = staged_copy(model_dir, line_model=True)
-    readers = processes_for(cfg.train.processes, "cpu")
-    record = install_checked(staging, model_dir, inputs, cfg.check, readers, record)
+    record = install_checked(staging, model_dir, inputs, cfg, record)
     print(f"checked {model_dir}/ again: {summary(record, cfg.check)}")
     return record
 
