@@ -295,6 +295,34 @@ def test_a_digit_tall_piece_under_no_digit_read_is_read_too():
     assert numbers.missed_digits(added, steps, found) == added  # nothing more to add
 
 
+def test_a_piece_beside_a_digit_read_off_it_is_that_digits_own():
+    """A tall piece under no digit's centre is not a second digit when its own steps read the
+    digit next to it (a 5's flag, say: the 5's centre fell just outside the piece); and a step
+    that read the neighbour does not vote for what the piece is."""
+    ink = np.zeros((20, 60), np.float32)
+    ink[:, 2:12] = 1  # a digit, read
+    ink[:, 16:19] = 1  # a tall piece beside it
+    found = strip.make_strip(ink, (ink > 0).astype(np.uint8))
+    column = lambda x: strip.MARGIN + (x - found.origin[0]) * found.per_pixel  # noqa: E731
+    first, last = int(column(16) // strip.STRIDE), int(column(19) // strip.STRIDE)
+    path = ["-"] * (found.pixels.shape[1] // strip.STRIDE)
+    path[int(column(7) // strip.STRIDE)] = "5"
+    steps = probs_of("".join(path))
+    steps[first : last + 1, 6] = 0.6  # the piece's steps read 5 too
+    read = decode(steps)
+    assert [d.digit for d in read] == [5] and read[0].centre < column(16)
+    assert numbers.missed_digits(read, steps, found) == read
+    # the 5 read on to the piece's first step (its centre still outside); the rest reads a 1
+    for t in range(int(column(7) // strip.STRIDE), first + 1):
+        path[t] = "5"
+    steps = probs_of("".join(path))
+    steps[first + 1 : last + 1, 2] = 0.3
+    read = decode(steps)
+    assert [d.digit for d in read] == [5] and read[0].centre < column(16)
+    added = numbers.missed_digits(read, steps, found)
+    assert [d.digit for d in added] == [5, 1]
+
+
 def test_a_dark_band_along_the_top_edge_is_no_ink(test_digits):
     """What a shadow thinner than the cleaning's closing leaves along the page's top edge is
     no digit: the strip holds the number alone, as without the band."""

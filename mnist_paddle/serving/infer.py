@@ -86,16 +86,40 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _read_numbers(args, items: list) -> list[dict]:
-    """--number: each image read by the export's line model (serving/numbers.py)."""
+    """--number: each image read by the export's line model (serving/numbers.py), one result
+    per item, in order: {"path", "number", ...}, or {"path", "error"} (collect_images' errors
+    passed through)."""
     from mnist_paddle.errors import UserError
-    from mnist_paddle.serving.numbers import NumberReader, read_numbers  # imports Paddle
+    from mnist_paddle.serving.debug import write_debug
+    from mnist_paddle.serving.images import read_gray
+    from mnist_paddle.serving.numbers import NumberReader  # imports Paddle
+    from mnist_paddle.serving.preprocess import NO_DIGIT
 
     if args.runtime != "paddle" or args.tensorrt or args.min_prob is not None:
         raise UserError(
             "--number reads with the line model through Paddle Inference at the export's "
             "thresholds: without --runtime onnxruntime, --tensorrt or --min-prob"
         )
-    return read_numbers(NumberReader(args.model_dir, args.device), items, args.debug_dir)
+    reader = NumberReader(args.model_dir, args.device)
+    results = []
+    for i, item in enumerate(items):
+        if isinstance(item, dict):  # a missing path, a folder without images
+            results.append(item)
+            continue
+        try:
+            gray = read_gray(item)
+        except UserError as e:
+            results.append({"path": str(item), "error": str(e)})
+            continue
+        result = reader.read(gray)
+        if result is None:
+            results.append({"path": str(item), "error": f"{item}: {NO_DIGIT}"})
+            continue
+        if args.debug_dir is not None:
+            write_debug(args.debug_dir, i, item.stem, gray, result)
+        del result["reading"]
+        results.append({"path": str(item), **result})
+    return results
 
 
 def add_answer_args(p) -> None:

@@ -35,8 +35,6 @@ import numpy as np
 from mnist_paddle.errors import UserError
 from mnist_paddle.serving import gpu
 from mnist_paddle.serving.ctc import BLANK, Digit, digit_probs, read_digits, span_probs
-from mnist_paddle.serving.debug import write_debug
-from mnist_paddle.serving.images import read_gray
 from mnist_paddle.serving.inference import (
     Recognizer,
     checked_file,
@@ -46,7 +44,7 @@ from mnist_paddle.serving.inference import (
     softmax,
 )
 from mnist_paddle.serving.page import Page, clean
-from mnist_paddle.serving.preprocess import NO_DIGIT, ink_to_mnist, to_mnist
+from mnist_paddle.serving.preprocess import ink_to_mnist, to_mnist
 from mnist_paddle.serving.strip import (
     STRIDE,
     Strip,
@@ -206,15 +204,23 @@ def cut_digits(ink: np.ndarray, mask: np.ndarray, columns: list[tuple[int, int]]
 def missed_digits(read: list[Digit], steps: np.ndarray, strip: Strip) -> list[Digit]:
     """`read` (decoded from the (T, 11) `steps`) with a digit added, in its place, for each
     piece of ink as tall as a digit (Strip.digit_pieces) whose columns hold none of the digits'
-    centres: the likeliest digit over the piece's steps."""
-    centres = [d.centre for d in read]
+    centres: the likeliest digit over those of the piece's steps that read no digit, unless it
+    is the digit read next to the piece (then the piece is that digit's, its centre outside)."""
+    taken = np.zeros(len(steps), bool)
+    for d in read:
+        taken[d.steps[0] : d.steps[1] + 1] = True
     added = []
     for lo, hi in strip.digit_pieces():
-        if any(lo <= c < hi for c in centres):
+        left = [d.digit for d in read if d.centre < lo]
+        right = [d.digit for d in read if d.centre >= hi]
+        if len(left) + len(right) < len(read):  # a digit's centre is in the piece
             continue
-        first, last = int(lo // STRIDE), int(min(len(steps), -(-hi // STRIDE))) - 1
-        probs = steps[first : last + 1, 1:].max(axis=0)
-        added.append(Digit(int(probs.argmax()), float(probs.max()), (first, max(first, last))))
+        first = int(lo // STRIDE)
+        last = max(first, int(min(len(steps), -(-hi // STRIDE))) - 1)
+        own = np.arange(first, last + 1)
+        probs = steps[own[~taken[own]] if not taken[own].all() else own, 1:].max(axis=0)
+        if int(probs.argmax()) not in left[-1:] + right[:1]:
+            added.append(Digit(int(probs.argmax()), float(probs.max()), (first, last)))
     return sorted(read + added, key=lambda d: sum(d.steps)) if added else read
 
 
@@ -272,27 +278,3 @@ def digit_columns(digits: list[Digit], width: int) -> list[tuple[float, float]]:
     centres = [d.centre for d in digits]
     bounds = [0.0] + [(a + b) / 2 for a, b in zip(centres, centres[1:])] + [float(width)]
     return list(zip(bounds, bounds[1:]))
-
-
-def read_numbers(reader: NumberReader, items: list, debug_dir: Path | None = None) -> list[dict]:
-    """`NumberReader.read` for image paths, with error dicts (infer.collect_images) passed
-    through: one result per item, in order, {"path", "number", ...} or {"path", "error"}."""
-    results = []
-    for i, item in enumerate(items):
-        if isinstance(item, dict):  # a missing path, a folder without images
-            results.append(item)
-            continue
-        try:
-            gray = read_gray(item)
-        except UserError as e:
-            results.append({"path": str(item), "error": str(e)})
-            continue
-        result = reader.read(gray)
-        if result is None:
-            results.append({"path": str(item), "error": f"{item}: {NO_DIGIT}"})
-            continue
-        if debug_dir is not None:
-            write_debug(debug_dir, i, item.stem, gray, result)
-        del result["reading"]
-        results.append({"path": str(item), **result})
-    return results
