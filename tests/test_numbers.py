@@ -263,14 +263,28 @@ def test_each_digit_is_cut_from_its_own_ink():
     ink[14:16, 48:56] = 1
     ink[5:25, 56:64] = 1
     mask = (ink > 0).astype(np.uint8)
-    cuts = numbers.cut_digits(ink, mask, [(0, 22), (22, 52), (52, 70)])
+    cuts, touching = numbers.cut_digits(ink, mask, [(0, 22), (22, 52), (52, 70)])
     assert len(cuts) == 3 and all(c.shape == (28, 28) for c in cuts)
+    assert touching.tolist() == [False, True, True]
     # the first digit is cut whole, its top stroke in it: 19 px wide and 20 tall, not 10 and 20
     rows, cols = np.nonzero(cuts[0] > 50)
     assert (cols.max() - cols.min()) / (rows.max() - rows.min()) > 0.75
     # the second and third get the parts of the touching piece in their columns
     assert cuts[1].max() > 0 and cuts[2].max() > 0
-    assert not numbers.cut_digits(ink, mask, [])
+    assert not numbers.cut_digits(ink, mask, [])[0]
+
+
+def test_a_touching_digits_cut_has_less_say():
+    """The digit model's verdict on a cut from a piece shared with a neighbour counts less
+    (a power below 1) than on a digit standing apart: the line model, which saw the two
+    together, decides where the two disagree about as strongly."""
+    lines = np.full((2, 10), 0.01)
+    lines[:, 3], lines[:, 8] = 0.7, 0.2  # the line model: a 3, perhaps an 8
+    verdicts = np.full((2, 10), 0.01)
+    verdicts[:, 3], verdicts[:, 8] = 0.15, 0.8  # the digit model on the cut: an 8
+    digits, _ = numbers.both(lines, verdicts, np.array([False, True]))
+    assert digits == [8, 3]
+    assert numbers.both(lines, verdicts)[0] == [8, 8]  # no cut touching
 
 
 def test_a_digit_tall_piece_under_no_digit_read_is_read_too():

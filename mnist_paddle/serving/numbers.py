@@ -17,10 +17,11 @@ form). Otherwise the two models read them so:
    columns, whole; a piece across two digits' columns is cut where they meet) and the digit
    model gives its verdict on that cut, as it would on a digit alone;
 5. each digit is the likeliest under both readers (the product of their probabilities, the
-   line model's from all three readings: ctc.digit_probs), with that probability; its box is its
-   ink. The number's probability of being read right is fitted on numbers of validation digits
-   and fonts (train/number_check.py); it is `sure` above the threshold chosen there (one read
-   with LONG digits or more never is).
+   line model's from all three readings: ctc.digit_probs; the verdict counts less on a cut
+   from a piece shared with a neighbour), with that probability; its box is its ink. The
+   number's probability of being read right is fitted on numbers of validation digits and
+   fonts (train/number_check.py); it is `sure` above the threshold chosen there (one read with
+   LONG digits or more never is).
 """
 
 from __future__ import annotations
@@ -56,14 +57,23 @@ from mnist_paddle.serving.strip import (
     views,
 )
 
+WHOLE = 0.75  # a piece of ink with this share of its width in one digit's columns is that digit's
+# the digit model's verdict on a cut from a piece shared with a neighbour counts this much (a
+# power): such cuts read far worse than the line model reads touching digits (docs/numbers.md)
+TOUCHING = 0.5
 # -log P(reading) below this is no doubt at all: a number's probability is a logistic in the log
 # of its doubt, which spreads out the confident readings (train/number_check.py fits it; 1e-6
 # fitted the check's numbers best, docs/numbers.md)
 DOUBT_FLOOR = 1e-6
 # what a check's fit must be of (an older check's is refused)
-DOUBT = {"doubt_floor": DOUBT_FLOOR, "beam_share": True, "views": 3, "digit_views": 3}
+DOUBT = {
+    "doubt_floor": DOUBT_FLOOR,
+    "beam_share": True,
+    "views": 3,
+    "digit_views": 3,
+    "touching_verdict": TOUCHING,
+}
 NOTHING_READ = -100.0  # log-probability of a reading of no digit at all
-WHOLE = 0.75  # a piece of ink with this share of its width in one digit's columns is that digit's
 # a number is never sure when the line model gives a digit this much at a step away from every
 # digit read (most sure numbers read wrong lost a digit pressed into its neighbour this way)
 UNREAD = 0.01
@@ -123,9 +133,9 @@ class NumberReader:
         read, share = read_digits(steps, others)
         read = missed_digits(read, steps, strip)
         columns = digit_columns(read, strip.pixels.shape[1])
-        cuts = cut_digits(found[0], found[1], [strip.columns(*c) for c in columns])
-        verdicts = self.digit_model.digit_probabilities(cuts) if cuts else []
-        digits, probs = both(digit_probs([steps, *others], read), verdicts)
+        cuts, touching = cut_digits(found[0], found[1], [strip.columns(*c) for c in columns])
+        verdicts = self.digit_model.digit_probabilities(cuts) if cuts else np.ones((0, 10))
+        digits, probs = both(digit_probs([steps, *others], read), verdicts, touching)
         boxes = [strip.box(*c) for c in columns]
         return Reading(digits, probs, boxes, cuts, page, strip, unread(read, steps), share)
 
@@ -180,14 +190,18 @@ class NumberReader:
         }
 
 
-def cut_digits(ink: np.ndarray, mask: np.ndarray, columns: list[tuple[int, int]]) -> list:
+def cut_digits(
+    ink: np.ndarray, mask: np.ndarray, columns: list[tuple[int, int]]
+) -> tuple[list, np.ndarray]:
     """Each digit's cut, as a (28, 28) MNIST-like image: the pieces of `mask` (the working
     image's) that lie in its `columns` [lo, hi), whole when at least WHOLE of a piece's width is
-    there, else the part of the piece in its columns (touching digits)."""
+    there, else the part of the piece in its columns (touching digits); and whether each cut
+    holds such a part (bool array)."""
     if not columns:
-        return []
+        return [], np.zeros(0, bool)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     own = [np.zeros_like(mask) for _ in columns]
+    touching = np.zeros(len(columns), bool)
     for piece in range(1, count):
         x, _, w, _ = stats[piece, :4]
         inside = np.array([max(0, min(x + w, hi) - max(x, lo)) for lo, hi in columns]) / w
@@ -198,7 +212,9 @@ def cut_digits(ink: np.ndarray, mask: np.ndarray, columns: list[tuple[int, int]]
             for k in np.flatnonzero(inside > 0):
                 lo, hi = columns[k]
                 own[k][:, lo:hi] |= pixels[:, lo:hi]
-    return [ink_to_mnist(ink, m) if m.any() else np.zeros((28, 28), np.float32) for m in own]
+                touching[k] = True
+    cuts = [ink_to_mnist(ink, m) if m.any() else np.zeros((28, 28), np.float32) for m in own]
+    return cuts, touching
 
 
 def missed_digits(read: list[Digit], steps: np.ndarray, strip: Strip) -> list[Digit]:
@@ -233,10 +249,12 @@ def unread(read: list[Digit], steps: np.ndarray) -> float:
     return float(1 - steps[~near, BLANK].min()) if not near.all() else 0.0
 
 
-def both(lines: np.ndarray, verdicts: np.ndarray) -> tuple[list, list]:
+def both(lines: np.ndarray, verdicts: np.ndarray, touching=None) -> tuple[list, list]:
     """Each digit and its probability under both models: the line model's probabilities of the
-    ten digits for it (a row of `lines`) times the digit model's verdict."""
-    read = [likeliest(line / line.sum() * verdict) for line, verdict in zip(lines, verdicts)]
+    ten digits for it (a row of `lines`) times the digit model's verdict, raised to TOUCHING
+    where `touching` says its cut is part of a piece it shares with a neighbour."""
+    weights = np.where(np.zeros(len(lines), bool) if touching is None else touching, TOUCHING, 1)
+    read = [likeliest(line / line.sum() * v**w) for line, v, w in zip(lines, verdicts, weights)]
     return [digit for digit, _ in read], [prob for _, prob in read]
 
 
