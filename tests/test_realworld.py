@@ -115,6 +115,7 @@ def test_tools_write_the_set_and_the_report(tmp_path, exported):
         *("--out", str(tmp_path / "set"), "--count", "10", "--numbers", "4", "--pages", "2"),
     )
     assert made.returncode == 0, made.stderr
+    assert "image 58/58, 0 s left" in made.stdout  # 3 x 10 digits, 3 x 4 numbers, 8 x 2 pages
     report = run_tool(
         "tools/eval_realworld.py",
         "--data",
@@ -125,6 +126,7 @@ def test_tools_write_the_set_and_the_report(tmp_path, exported):
         str(tmp_path / "bench"),
     )
     assert report.returncode == 0, report.stderr
+    assert "image 38/38, 0 s left" in report.stdout  # the digit groups: 3 x 10 and 4 x 2
     for group in GROUPS:
         assert f"| {group} | {2 if group in DIGIT_GROUPS else 10} |" in report.stdout
     assert "| mnist_test | 10,000 |" in report.stdout

@@ -24,6 +24,7 @@ from mnist_paddle.serving.images import read_gray
 from mnist_paddle.serving.numbers import NumberReader
 from mnist_paddle.train import synth
 from mnist_paddle.train.calibrate import calibration_error
+from mnist_paddle.train.rundir import Progress
 
 GROUPS = ("numbers_paper", "numbers_printed", "numbers_long") + NUMBER_GROUPS
 LONG = (7, 12)  # digits of a numbers_long number
@@ -71,6 +72,7 @@ def evaluate(reader: NumberReader, set_dir: Path, rows: list[dict]) -> dict:
     surely and their exact match, the calibration error of the numbers' probability, exact
     match by number length; and the median time to read one."""
     results = {}
+    progress = Progress(sum(r["group"] in GROUPS for r in rows), "  ", "number")
     for group in GROUPS:
         members = [r for r in rows if r["group"] == group]
         if not members:
@@ -81,6 +83,7 @@ def evaluate(reader: NumberReader, set_dir: Path, rows: list[dict]) -> dict:
             start = time.perf_counter()
             answer = reader.read(gray)
             seconds.append(time.perf_counter() - start)
+            progress.step()
             read.append(answer["number"] if answer else None)
             sure.append(bool(answer and answer["sure"]))
             prob.append(answer["prob"] if answer else 0.0)

@@ -27,7 +27,7 @@ from mnist_paddle.bench.numbers import evaluate as number_scores
 from mnist_paddle.bench.numbers import long_length, random_number
 from mnist_paddle.bench.numbers import number_on_paper as number_paper
 from mnist_paddle.bench.numbers import to_markdown as numbers_table
-from mnist_paddle.bench.pages import DIGIT_GROUPS, make_pages
+from mnist_paddle.bench.pages import DIGIT_GROUPS, NUMBER_GROUPS, make_pages
 from mnist_paddle.digits import normalize
 from mnist_paddle.errors import UserError
 from mnist_paddle.fileio import atomic_path, write_json, write_text
@@ -37,6 +37,7 @@ from mnist_paddle.train import calibrate, synth
 from mnist_paddle.train.data import mnist_files, read_idx
 from mnist_paddle.train.fonts import EVAL_FONTS, VALIDATION_FONTS, debian_fonts, matplotlib_fonts
 from mnist_paddle.train.loader import split_validation
+from mnist_paddle.train.rundir import Progress
 from mnist_paddle.train.synth import number_length
 
 GROUPS = ("mnist_paper", "printed", "printed_unseen") + DIGIT_GROUPS
@@ -69,11 +70,18 @@ def make_realworld(
         images, labels = (read_idx(path) for path in mnist_files(data_root, "test"))
         fonts = {"printed": matplotlib_fonts(), "unseen": debian_fonts(EVAL_FONTS)}
     rows = []
+    groups = len(DIGIT_GROUPS + NUMBER_GROUPS)
+    progress = Progress(3 * count + 3 * numbers + groups * pages, "  ", "image")
+
+    def keep(row: list) -> None:
+        rows.append(row)
+        progress.step()
+
     picks = rng.choice(len(images), size=count, replace=False)
     for i, index in enumerate(picks):
         page, ext = _pen_on_paper(images[index], rng)
         where = "" if tuning else index  # the test image it is, to compare with as stored
-        rows.append(_save(out, "mnist_paper", i, int(labels[index]), page, ext, rng) + [where])
+        keep(_save(out, "mnist_paper", i, int(labels[index]), page, ext, rng) + [where])
     # matplotlib's fonts (training may see them), then fonts training never sees
     for group, font_files in (
         ("printed", fonts["printed"]),
@@ -82,25 +90,21 @@ def make_realworld(
         for i in range(count):
             digit = i % 10
             page, ext = _printed(str(digit), font_files[rng.integers(len(font_files))], rng)
-            rows.append(_save(out, group, i, digit, page, ext, rng) + [""])
+            keep(_save(out, group, i, digit, page, ext, rng) + [""])
     unseen = fonts["unseen"]
     for i in range(numbers):  # handwritten: MNIST test digits; printed: evaluation fonts
-        rows.append(
-            _handwritten_number(out, "numbers_paper", i, number_length(rng), images, labels, rng)
-        )
+        keep(_handwritten_number(out, "numbers_paper", i, number_length(rng), images, labels, rng))
     for i in range(numbers):
         text = random_number(rng)
         page, ext = _printed(text, unseen[rng.integers(len(unseen))], rng)
-        rows.append(_save(out, "numbers_printed", i, text, page, ext, rng) + [""])
+        keep(_save(out, "numbers_printed", i, text, page, ext, rng) + [""])
     for i in range(numbers):
-        rows.append(
-            _handwritten_number(out, "numbers_long", i, long_length(rng), images, labels, rng)
-        )
+        keep(_handwritten_number(out, "numbers_long", i, long_length(rng), images, labels, rng))
     counters: dict[str, int] = {}
     for group, label, page in make_pages(pages, images, labels, unseen, rng):
         i = counters[group] = counters.get(group, -1) + 1
         ext = ".jpg" if group.startswith("photo") or rng.random() < 0.3 else ".png"
-        rows.append(_save(out, group, i, label, page, ext, rng) + [""])
+        keep(_save(out, group, i, label, page, ext, rng) + [""])
     with atomic_path(out / "labels.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["path", "group", "label", "mnist_index"])  # index: in the test set
@@ -178,6 +182,7 @@ def evaluate(recognizer: Recognizer, set_dir: Path, data_root: Path) -> dict:
     rows = _rows(set_dir)
     norm = recognizer.normalize
     results = {}
+    progress = Progress(sum(r["group"] in GROUPS for r in rows), "  ", "image")
     for group in GROUPS:
         members = [r for r in rows if r["group"] == group]
         if not members:
@@ -204,6 +209,7 @@ def evaluate(recognizer: Recognizer, set_dir: Path, data_root: Path) -> dict:
             results[group]["plain_accuracy"] = float(
                 (recognizer.logits(plain).argmax(1) == labels).mean()
             )
+        progress.step(done=len(members))
     if not any(r["mnist_index"] for r in rows):  # a tuning set: the test set stays unread
         return results
     images, labels = (read_idx(path) for path in mnist_files(data_root, "test"))

@@ -92,15 +92,15 @@ def say(message: str) -> None:
 
 class Progress:
     """Says `prefix`{unit} k/steps (the loss, when given) and the time left at the pace so far,
-    at most every `seconds` (and after the last step)."""
+    at most every `seconds` (and after the last step); `step(done=n)` counts n steps at once."""
 
     def __init__(self, steps: int, prefix: str, unit: str = "batch", seconds: float = 10.0):
         self.steps, self.prefix, self.unit, self.seconds = steps, prefix, unit, seconds
         self.done, self.start = 0, time.monotonic()
         self.last = self.start
 
-    def step(self, loss: float | None = None) -> None:
-        self.done += 1
+    def step(self, loss: float | None = None, done: int = 1) -> None:
+        self.done += done
         now = time.monotonic()
         if now - self.last < self.seconds and self.done < self.steps:
             return
