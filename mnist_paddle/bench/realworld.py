@@ -70,8 +70,8 @@ def make_realworld(
         images, labels = (read_idx(path) for path in mnist_files(data_root, "test"))
         fonts = {"printed": matplotlib_fonts(), "unseen": debian_fonts(EVAL_FONTS)}
     rows = []
-    groups = len(DIGIT_GROUPS + NUMBER_GROUPS)
-    progress = Progress(3 * count + 3 * numbers + groups * pages, "  ", "image")
+    pages_made = len(DIGIT_GROUPS + NUMBER_GROUPS) * pages
+    progress = Progress(3 * count + 3 * numbers + pages_made, "  ", "image")
 
     def keep(row: list) -> None:
         rows.append(row)

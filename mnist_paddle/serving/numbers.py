@@ -227,15 +227,16 @@ def missed_digits(read: list[Digit], steps: np.ndarray, strip: Strip) -> list[Di
         taken[d.steps[0] : d.steps[1] + 1] = True
     added = []
     for lo, hi in strip.digit_pieces():
-        left = [d.digit for d in read if d.centre < lo]
-        right = [d.digit for d in read if d.centre >= hi]
-        if len(left) + len(right) < len(read):  # a digit's centre is in the piece
+        if any(lo <= d.centre < hi for d in read):
             continue
         first = int(lo // STRIDE)
         last = max(first, int(min(len(steps), -(-hi // STRIDE))) - 1)
         own = np.arange(first, last + 1)
-        probs = steps[own[~taken[own]] if not taken[own].all() else own, 1:].max(axis=0)
-        if int(probs.argmax()) not in left[-1:] + right[:1]:
+        free = own[~taken[own]]  # the piece's steps that read no digit, if any
+        probs = steps[free if len(free) else own, 1:].max(axis=0)
+        beside = [d.digit for d in read if d.centre < lo][-1:]
+        beside += [d.digit for d in read if d.centre >= hi][:1]
+        if int(probs.argmax()) not in beside:
             added.append(Digit(int(probs.argmax()), float(probs.max()), (first, last)))
     return sorted(read + added, key=lambda d: sum(d.steps)) if added else read
 
@@ -253,8 +254,8 @@ def both(lines: np.ndarray, verdicts: np.ndarray, touching=None) -> tuple[list, 
     """Each digit and its probability under both models: the line model's probabilities of the
     ten digits for it (a row of `lines`) times the digit model's verdict, raised to TOUCHING
     where `touching` says its cut is part of a piece it shares with a neighbour."""
-    weights = np.where(np.zeros(len(lines), bool) if touching is None else touching, TOUCHING, 1)
-    read = [likeliest(line / line.sum() * v**w) for line, v, w in zip(lines, verdicts, weights)]
+    powers = np.ones(len(lines)) if touching is None else np.where(touching, TOUCHING, 1.0)
+    read = [likeliest(line / line.sum() * v**w) for line, v, w in zip(lines, verdicts, powers)]
     return [digit for digit, _ in read], [prob for _, prob in read]
 
 
