@@ -1,5 +1,7 @@
 import numpy as np
+import paddle
 import pytest
+from conftest import ROOT, run_tool
 
 from mnist_paddle.errors import UserError
 from mnist_paddle.train.config import AugmentConfig
@@ -105,3 +107,27 @@ def test_array_dataset_items():
     data = ArrayDataset(images, labels)
     image, label = data[3]
     assert len(data) == 5 and image.shape == (1, 28, 28) and label.tolist() == [3]
+
+
+@pytest.mark.skipif(
+    paddle.device.is_compiled_with_cuda(), reason="two processes on a CUDA build need two GPUs"
+)
+def test_processes_typeset_their_shares_and_gather_the_whole(tmp_path):
+    """A data-parallel run's processes each typeset every second digit and gather the rest
+    (loader.typeset_digits): both end with the digits one process would typeset, in order."""
+    script = tmp_path / "gather.py"
+    script.write_text(
+        "import numpy as np, paddle\n"
+        "from mnist_paddle.train import loader, synth\n"
+        "paddle.distributed.init_parallel_env()\n"
+        "images, labels = loader.typeset_digits(25, 3)\n"  # 13 and 12 digits: uneven shares
+        "alone, alone_labels = synth.typeset_digits(25, 3)\n"
+        "assert (images == alone).all() and (labels == alone_labels).all()\n"
+    )
+    result = run_tool(
+        "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
+        "--log_dir", str(tmp_path / "log"), str(script),
+        PYTHONPATH=str(ROOT),
+    )  # fmt: skip
+    logs = "".join(p.read_text() for p in (tmp_path / "log").glob("workerlog.*"))
+    assert result.returncode == 0, logs

@@ -4,6 +4,7 @@ import pytest
 
 from mnist_paddle.errors import UserError
 from mnist_paddle.models import MODELS, build_model, count_parameters
+from mnist_paddle.models.layers import Conv2D
 
 # Parameter counts as paddle.summary reports them (tutorial 003 for the LeNets).
 PARAMETERS = {
@@ -70,3 +71,35 @@ def test_unknown_model_lists_the_valid_names():
 def test_unknown_model_argument_is_named():
     with pytest.raises(UserError, match="model 'lenet' has no argument 'hidden_size'"):
         build_model("lenet", hidden_size=3)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        dict(in_channels=1, out_channels=8, kernel_size=3, padding=1),  # three_conv's first
+        dict(in_channels=1, out_channels=8, kernel_size=3, padding=1, stride=2),  # the line's
+        dict(in_channels=6, out_channels=16, kernel_size=5),  # LeNet's, no padding
+        dict(in_channels=32, out_channels=11, kernel_size=7, padding=(0, 3)),  # the window
+    ],
+)
+def test_conv2d_trains_as_paddles_to_the_bit(args):
+    # models/layers.py adds the bias channels-last while training on CPU; the outputs and
+    # every gradient must be nn.Conv2D's, bit for bit, or training would change
+    ours, paddles = Conv2D(**args), paddle.nn.Conv2D(**args)
+    paddles.weight.set_value(ours.weight.numpy())
+    paddles.bias.set_value(
+        np.random.default_rng(0).normal(size=args["out_channels"]).astype("float32")
+    )
+    ours.bias.set_value(paddles.bias.numpy())
+    x = np.random.default_rng(1).normal(size=(5, args["in_channels"], 14, 40)).astype("float32")
+    results = []
+    for conv in (ours, paddles):
+        conv.train()
+        image = paddle.to_tensor(x, stop_gradient=False)
+        out = conv(image)
+        (out * paddle.linspace(-1, 1, out.shape[-1])).square().sum().backward()
+        results.append(
+            [out.numpy(), image.grad.numpy(), conv.weight.grad.numpy(), conv.bias.grad.numpy()]
+        )
+    for mine, theirs in zip(*results):
+        np.testing.assert_array_equal(mine, theirs)

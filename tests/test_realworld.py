@@ -54,6 +54,14 @@ def test_typeset_training_digits_look_like_mnist():
     assert (images == again).all()
 
 
+def test_typeset_shares_make_up_the_whole():
+    # each of a data-parallel run's processes typesets its share (loader.typeset_digits)
+    whole, labels = synth.typeset_digits(20, seed=3)
+    for first in range(3):
+        share, share_labels = synth.typeset_digits(20, seed=3, share=(first, 3))
+        assert (share == whole[first::3]).all() and (share_labels == labels[first::3]).all()
+
+
 def test_thinning_a_hairline_face_keeps_the_digit():
     # Karla ExtraLight's 2 at 29 px, slanted by -0.23, thinned by 1 px: the training font list
     # drew it among the 12,000 training digits, and thinning left two pixels of ink and no digit

@@ -8,6 +8,8 @@
 Every model takes (N, 1, 28, 28) images normalized to about -1..1 and returns (N, num_classes)
 logits, so training, export and deployment treat them all alike. One network is outside the
 registry: line.py's LineModel, which reads a whole number's strip of ink (train/numbers.py).
+Their convolutions with a bias are layers.py's `Conv2D`, `nn.Conv2D` trained faster on CPU.
+They import Paddle, numpy, this package and the shared modules (errors.py); nothing else.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import paddle
 from paddle import nn
 
 from mnist_paddle.models import register_model
+from mnist_paddle.models.layers import Conv2D
 
 # After the two conv/pool stages of the modern LeNet: 16 channels of 5x5.
 MODERN_FEATURES = 16 * 5 * 5
@@ -25,15 +26,15 @@ def lenet5(num_classes: int = 10) -> nn.Layer:
     """
     return nn.Sequential(
         nn.Pad2D(padding=2),  # (N, 1, 32, 32)
-        nn.Conv2D(1, 6, kernel_size=5),  # C1: (N, 6, 28, 28)
+        Conv2D(1, 6, kernel_size=5),  # C1: (N, 6, 28, 28)
         nn.Tanh(),
         nn.AvgPool2D(kernel_size=2, stride=2),  # S2: (N, 6, 14, 14)
         nn.Sigmoid(),
-        nn.Conv2D(6, 16, kernel_size=5),  # C3: (N, 16, 10, 10)
+        Conv2D(6, 16, kernel_size=5),  # C3: (N, 16, 10, 10)
         nn.Tanh(),
         nn.AvgPool2D(kernel_size=2, stride=2),  # S4: (N, 16, 5, 5)
         nn.Sigmoid(),
-        nn.Conv2D(16, 120, kernel_size=5),  # C5: (N, 120, 1, 1)
+        Conv2D(16, 120, kernel_size=5),  # C5: (N, 120, 1, 1)
         nn.Tanh(),
         nn.Flatten(),  # (N, 120)
         nn.Linear(120, 84),  # F6
@@ -46,10 +47,10 @@ def lenet5(num_classes: int = 10) -> nn.Layer:
 def lenet_sequential(num_classes: int = 10) -> nn.Layer:
     """The modern LeNet as one nn.Sequential: 3x3 first conv, ReLU, max pooling."""
     return nn.Sequential(
-        nn.Conv2D(1, 6, kernel_size=3, padding=1),  # (N, 6, 28, 28)
+        Conv2D(1, 6, kernel_size=3, padding=1),  # (N, 6, 28, 28)
         nn.ReLU(),
         nn.MaxPool2D(kernel_size=2, stride=2),  # (N, 6, 14, 14)
-        nn.Conv2D(6, 16, kernel_size=5),  # (N, 16, 10, 10)
+        Conv2D(6, 16, kernel_size=5),  # (N, 16, 10, 10)
         nn.ReLU(),
         nn.MaxPool2D(kernel_size=2, stride=2),  # (N, 16, 5, 5)
         nn.Flatten(),  # (N, 400)
@@ -66,10 +67,10 @@ class LeNet(nn.Layer):
     def __init__(self, num_classes: int = 10):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2D(1, 6, kernel_size=3, padding=1),  # (N, 6, 28, 28)
+            Conv2D(1, 6, kernel_size=3, padding=1),  # (N, 6, 28, 28)
             nn.ReLU(),
             nn.MaxPool2D(kernel_size=2, stride=2),  # (N, 6, 14, 14)
-            nn.Conv2D(6, 16, kernel_size=5),  # (N, 16, 10, 10)
+            Conv2D(6, 16, kernel_size=5),  # (N, 16, 10, 10)
             nn.ReLU(),
             nn.MaxPool2D(kernel_size=2, stride=2),  # (N, 16, 5, 5)
         )

@@ -20,6 +20,8 @@ import numpy as np
 import paddle
 from paddle import nn
 
+from mnist_paddle.models.layers import Conv2D
+
 HEIGHT = 36  # px: the strip's height (serving/strip.py makes it; tests check they agree)
 STRIDE = 4  # strip columns per step
 WINDOW = 7  # feature columns and rows of the window: 28 px of the strip, MNIST's frame
@@ -33,13 +35,13 @@ class LineModel(nn.Layer):
         super().__init__()
         a, b, c = channels
         self.features = nn.Sequential(
-            nn.Conv2D(1, a, 3, padding=1, stride=2), nn.ReLU(),  # (N, a, 18, W/2)
-            nn.Conv2D(a, b, 3, padding=1), nn.ReLU(), nn.MaxPool2D(2),  # (N, b, 9, W/4)
-            nn.Conv2D(b, c, 3, padding=1), nn.ReLU(),  # (N, c, 9, W/4)
+            Conv2D(1, a, 3, padding=1, stride=2), nn.ReLU(),  # (N, a, 18, W/2)
+            Conv2D(a, b, 3, padding=1), nn.ReLU(), nn.MaxPool2D(2),  # (N, b, 9, W/4)
+            Conv2D(b, c, 3, padding=1), nn.ReLU(),  # (N, c, 9, W/4)
         )  # fmt: skip
         # a 28x28 window of the strip at every step, at 3 heights: (N, window, 3, W/4); its
         # first 11 features are the logits, the rest more for the LSTM to see
-        self.window = nn.Conv2D(c, max(window, CLASSES), WINDOW, padding=(0, WINDOW // 2))
+        self.window = Conv2D(c, max(window, CLASSES), WINDOW, padding=(0, WINDOW // 2))
         self.context = nn.LSTM(max(window, CLASSES), hidden // 2, direction="bidirect")
         # what the neighbours add, from 0: the model starts as its window alone
         zero = paddle.ParamAttr(initializer=nn.initializer.Constant(0.0))
@@ -58,7 +60,7 @@ class LineModel(nn.Layer):
         digit logits (blank from 0). Wider layers keep their own weights for the channels
         beyond, but none of those flows into the digit model's channels or the logits: the
         model starts by computing the digit model's answer at every window."""
-        convolutions = [layer for layer in self.features if isinstance(layer, nn.Conv2D)]
+        convolutions = [layer for layer in self.features if isinstance(layer, Conv2D)]
         for conv, source in zip(convolutions, ("features.0", "features.3", "features.6")):
             weight, bias = conv.weight.numpy(), conv.bias.numpy()
             theirs = np.asarray(state[f"{source}.weight"])  # (out, in, 3, 3)

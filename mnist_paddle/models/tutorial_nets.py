@@ -11,6 +11,7 @@ import paddle.nn.functional as F
 from paddle import nn
 
 from mnist_paddle.models import register_model
+from mnist_paddle.models.layers import Conv2D
 
 PIXELS = 28 * 28
 
@@ -41,8 +42,8 @@ class TwoConvNet(nn.Layer):
 
     def __init__(self, num_classes: int = 10):
         super().__init__()
-        self.conv1 = nn.Conv2D(1, 20, kernel_size=5, padding=2)  # (N, 20, 28, 28)
-        self.conv2 = nn.Conv2D(20, 20, kernel_size=5, padding=2)  # (N, 20, 14, 14)
+        self.conv1 = Conv2D(1, 20, kernel_size=5, padding=2)  # (N, 20, 28, 28)
+        self.conv2 = Conv2D(20, 20, kernel_size=5, padding=2)  # (N, 20, 14, 14)
         self.pool = nn.MaxPool2D(kernel_size=2, stride=2)
         self.fc = nn.Linear(20 * 7 * 7, num_classes)
 
@@ -59,7 +60,7 @@ class ConvBNNet(nn.Layer):
 
     def __init__(self, num_classes: int = 10):
         super().__init__()
-        self.conv = nn.Conv2D(1, 32, kernel_size=5, padding=2)  # (N, 32, 28, 28)
+        self.conv = Conv2D(1, 32, kernel_size=5, padding=2)  # (N, 32, 28, 28)
         self.bn = nn.BatchNorm2D(32)
         self.pool = nn.MaxPool2D(kernel_size=2)  # (N, 32, 14, 14)
         self.fc1 = nn.Linear(32 * 14 * 14, 70)
@@ -81,13 +82,13 @@ class ThreeConvNet(nn.Layer):
     def __init__(self, num_classes: int = 10):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2D(1, 8, kernel_size=3, padding=1),  # (N, 8, 28, 28)
+            Conv2D(1, 8, kernel_size=3, padding=1),  # (N, 8, 28, 28)
             nn.ReLU(),
             nn.MaxPool2D(kernel_size=2),  # (N, 8, 14, 14)
-            nn.Conv2D(8, 16, kernel_size=3, padding=1),  # (N, 16, 14, 14)
+            Conv2D(8, 16, kernel_size=3, padding=1),  # (N, 16, 14, 14)
             nn.ReLU(),
             nn.MaxPool2D(kernel_size=2),  # (N, 16, 7, 7)
-            nn.Conv2D(16, 32, kernel_size=3, padding=1),  # (N, 32, 7, 7)
+            Conv2D(16, 32, kernel_size=3, padding=1),  # (N, 32, 7, 7)
             nn.ReLU(),
         )
         self.out = nn.Linear(32 * 7 * 7, num_classes)

@@ -80,20 +80,34 @@ def compose(alpha: np.ndarray, background, color, rng: np.random.Generator) -> n
     return np.clip(page, 0, 255).astype(np.uint8)
 
 
-def typeset_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def typeset_digits(
+    count: int, seed: int, share: tuple[int, int] = (0, 1)
+) -> tuple[np.ndarray, np.ndarray]:
     """`count` digits typeset in the training fonts, as the deployed preprocessing makes them:
     ((N, 28, 28) float32 0..255, (N,) int64 labels). Each digit gets a random font, size, slant
-    and stroke weight, so the bold and light cuts between those the fonts ship are covered too."""
+    and stroke weight, so the bold and light cuts between those the fonts ship are covered too.
+
+    `share` (k, n) typesets digits k, k + n, k + 2n, ... only, as they are among all `count`
+    (each of n processes typesets its share; loader.py gathers them)."""
     rng = np.random.default_rng([seed, 1])
     fonts = training_fonts()
-    labels = np.arange(count, dtype=np.int64) % 10
-    images = np.empty((count, 28, 28), np.float32)
-    for i, label in enumerate(labels):
+    draws = []  # every digit's size, font, slant and weight, whichever are typeset
+    for _ in range(count):
         size = int(rng.integers(24, 96))
-        coverage = glyph(str(label), fonts[rng.integers(len(fonts))], size, rng.uniform(-0.3, 0.3))
+        font, shear = fonts[rng.integers(len(fonts))], rng.uniform(-0.3, 0.3)
         weight = int(rng.integers(-1, 3)) * max(1, size // 32)  # px: thinner, as is, bolder
-        images[i] = _stroke_weight(coverage, weight)
+        draws.append((size, font, shear, weight))
+    first, step = share
+    labels = typeset_labels(count)[first::step]
+    images = np.empty((len(labels), 28, 28), np.float32)
+    for i, (label, (size, font, shear, weight)) in enumerate(zip(labels, draws[first::step])):
+        images[i] = _stroke_weight(glyph(str(label), font, size, shear), weight)
     return images, labels
+
+
+def typeset_labels(count: int) -> np.ndarray:
+    """The labels of `typeset_digits(count, ...)`: 0-9 in turn."""
+    return np.arange(count, dtype=np.int64) % 10
 
 
 def _stroke_weight(coverage: np.ndarray, weight: int) -> np.ndarray:
