@@ -253,6 +253,27 @@ def test_a_mistake_found_in_the_processes_is_still_one_line(tmp_path):
     assert_one_line_error(result, "only 600 training images")
 
 
+@pytest.mark.skipif(
+    paddle.device.is_compiled_with_cuda(), reason="two processes on a CUDA build need two GPUs"
+)
+def test_a_mistake_only_the_second_process_saw_is_one_line_too(tmp_path, capsys):
+    """The launcher stops the first process when the second fails: its log may end before it
+    found the mistake (seen in CI: two lines, the mistake and "train on 2 processes failed")."""
+    from mnist_paddle.train.rundir import run_launched
+
+    script = tmp_path / "second.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "if os.environ['PADDLE_TRAINER_ID'] == '1':\n"
+        "    sys.exit('error: only the second process saw it')\n"
+        "time.sleep(60)\n"
+    )
+    with pytest.raises(SystemExit) as exit:
+        run_launched(2, [str(script)], tmp_path, verbose=False)
+    assert exit.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == ["error: only the second process saw it"]
+
+
 def test_processes_zero_means_one_per_core_or_one_per_gpu(monkeypatch):
     """The launcher gives each process a GPU of its own: on GPUs, one process per GPU, not per
     core (on a 1-GPU machine a second process would find none)."""

@@ -64,6 +64,7 @@ def run_launched(processes: int, args: list[str], work: Path, verbose: bool, kee
     it all)."""
     command = launcher(processes, work / "logs") + args
     failed = False  # the launcher has said a process failed, and repeats the end of its log
+    told = False  # a process's one-line error for a user's mistake has been shown
     with open(work / "launch.log", "w") as log:
         child = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -75,13 +76,23 @@ def run_launched(processes: int, args: list[str], work: Path, verbose: bool, kee
             shown = mistake or (keep(line) if keep else not line.startswith(LAUNCHER_LINES))
             if verbose or (shown and not failed):
                 print(line, end="", flush=True, file=sys.stderr if mistake else sys.stdout)
+                told = told or mistake
     code = child.wait()
-    first = work / "logs" / "workerlog.0"
-    said = first.read_text(errors="replace").strip().splitlines() if first.is_file() else []
-    if code != 0 and said and said[-1].startswith("error: "):
+    # Every process finds the mistake, but the launcher stops the others when the first one
+    # fails: the one that said it may be any of them.
+    lasts = map(_last_line, (work / "logs").glob("workerlog.*"))
+    mistakes = [last for last in lasts if last.startswith("error: ")]
+    if code != 0 and mistakes:
+        if not told:
+            print(mistakes[0], file=sys.stderr)
         shutil.rmtree(work, ignore_errors=True)
         raise SystemExit(UserError.exit_code)
     return code
+
+
+def _last_line(path: Path) -> str:
+    lines = path.read_text(errors="replace").strip().splitlines()
+    return lines[-1] if lines else ""
 
 
 def say(message: str) -> None:
