@@ -1,11 +1,12 @@
-"""`Conv2D`: `paddle.nn.Conv2D`, trained faster on CPU. Every model here uses it.
+"""`Conv2D`: `paddle.nn.Conv2D`, trained faster on CPU; the models' convolutions with a bias.
 
 Paddle 3.3's CPU kernel adds a convolution's bias, shaped (1, C, 1, 1), to its (N, C, H, W)
 output through a general broadcast loop, forward and back; for the small maps of these models
 that costs about as much as the convolution itself. Added to the channels-last view, where the
 bias runs along the last axis, it is a plain loop. Each output is the same single addition and
-the bias's gradient the same sums, so training gives the same weights to the bit, in less time
-(docs/speed.md, "The bias of a convolution").
+the bias's gradient comes out the same to the bit (tests/test_models.py checks both), so
+training gives the same weights in less time (docs/speed.md, "The bias of a convolution, in
+training").
 """
 
 from __future__ import annotations
