@@ -7,7 +7,7 @@ from conftest import DATA
 
 from mnist_paddle.errors import UserError
 from mnist_paddle.train.config import DataConfig
-from mnist_paddle.train.data import FILES, load_mnist, read_idx
+from mnist_paddle.train.data import FILES, arrays, load_mnist, mnist_arrays, read_idx
 
 
 @pytest.mark.parametrize(
@@ -29,6 +29,21 @@ def test_limits_take_the_first_images():
     part = load_mnist(DataConfig(root=str(DATA), test_limit=30), "test")
     assert len(part) == 30
     assert np.array_equal(part[29][0], full[29][0])
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [DataConfig(root=str(DATA), test_limit=2000), DataConfig(root=str(DATA), mean=30, std=70)],
+    ids=["tutorial", "other-normalize"],
+)
+def test_training_reads_the_arrays_paddles_mnist_gives_to_the_bit(cfg):
+    # mnist_arrays reads the IDX files itself; the images and labels must be those of
+    # paddle.vision.datasets.MNIST with T.Normalize, or training would change
+    images, labels = mnist_arrays(cfg, "test")
+    paddles_images, paddles_labels = arrays(load_mnist(cfg, "test"))
+    assert images.dtype == paddles_images.dtype and labels.dtype == paddles_labels.dtype
+    np.testing.assert_array_equal(images, paddles_images)
+    np.testing.assert_array_equal(labels, paddles_labels)
 
 
 def copy_data(tmp_path):

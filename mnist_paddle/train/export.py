@@ -35,7 +35,7 @@ from mnist_paddle.train.checkpoint import (
     resolve_checkpoint,
 )
 from mnist_paddle.train.config import DataConfig
-from mnist_paddle.train.data import IMAGE_SPEC, arrays, load_mnist, mnist_files, read_idx
+from mnist_paddle.train.data import IMAGE_SPEC, mnist_arrays, mnist_files, read_idx
 from mnist_paddle.train.loader import split_validation
 from mnist_paddle.train.onnx import check_onnx, export_onnx
 
@@ -217,11 +217,8 @@ def _check(
     """Max |logit difference| between Paddle Inference and dygraph on MNIST test images; the
     images and the predictor's logits."""
     norm = meta["normalize"]
-    data = load_mnist(
-        DataConfig(root=data_root, mean=norm["mean"], std=norm["std"], test_limit=CHECK_IMAGES),
-        "test",
-    )
-    images, _ = arrays(data)
+    data = DataConfig(root=data_root, mean=norm["mean"], std=norm["std"], test_limit=CHECK_IMAGES)
+    images, _ = mnist_arrays(data, "test")
     with paddle.no_grad():
         expected = network(paddle.to_tensor(images)).numpy()
     got = recognizer.logits(images)

@@ -27,7 +27,7 @@ from mnist_paddle.digits import normalize
 from mnist_paddle.errors import UserError
 from mnist_paddle.train import synth
 from mnist_paddle.train.config import AugmentConfig, Config
-from mnist_paddle.train.data import arrays, load_mnist
+from mnist_paddle.train.data import mnist_arrays
 
 # The validation images are the same ones whatever the training seed, so runs compare fairly.
 VAL_SPLIT_SEED = 0
@@ -45,8 +45,8 @@ def load_data(cfg: Config) -> Data:
     """MNIST decoded and normalized once (`Normalize` of the tutorial), split as `cfg` says;
     the training images joined by `data.typeset` digits typeset in the training fonts (synth.py,
     never the validation or test images)."""
-    train_images, train_labels = arrays(load_mnist(cfg.data, "train"))
-    test = ArrayDataset(*arrays(load_mnist(cfg.data, "test")))
+    train_images, train_labels = mnist_arrays(cfg.data, "train")
+    test = ArrayDataset(*mnist_arrays(cfg.data, "test"))
     if cfg.data.val_size:
         (train_images, train_labels), val = split_validation(
             train_images, train_labels, cfg.data.val_size
