@@ -92,10 +92,15 @@ def load_mnist(cfg: DataConfig, split: str) -> Dataset:
         )
     else:
         dataset = _download(split, transform, root)
+    taken = images_taken(cfg, split, len(dataset))
+    return dataset if taken == len(dataset) else Subset(dataset, list(range(taken)))
+
+
+def images_taken(cfg: DataConfig, split: str, size: int) -> int:
+    """How many of the split's `size` images a run takes: the first `data.train_limit` (or
+    `test_limit`), all of them when the limit is 0 or beyond them."""
     limit = cfg.train_limit if split == "train" else cfg.test_limit
-    if 0 < limit < len(dataset):
-        dataset = Subset(dataset, list(range(limit)))
-    return dataset
+    return limit if 0 < limit < size else size
 
 
 def _download(mode: str, transform, root: Path) -> Dataset:
@@ -114,10 +119,8 @@ def mnist_arrays(cfg: DataConfig, split: str) -> tuple[np.ndarray, np.ndarray]:
     if not root.exists():
         return arrays(load_mnist(cfg, split))
     images, labels = (read_idx(path) for path in mnist_files(root, split))
-    limit = cfg.train_limit if split == "train" else cfg.test_limit
-    if 0 < limit < len(images):
-        images, labels = images[:limit], labels[:limit]
-    return normalize(images[:, None], cfg.mean, cfg.std), labels.astype(np.int64)
+    taken = images_taken(cfg, split, len(images))
+    return normalize(images[:taken, None], cfg.mean, cfg.std), labels[:taken].astype(np.int64)
 
 
 def arrays(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
