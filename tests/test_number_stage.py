@@ -44,6 +44,19 @@ def test_a_training_batch_knows_each_digit_and_where_it_is(mnist, length, typese
             assert pixels[:, max(0, int(c) - 2) : int(c) + 3].max() > 0.3
 
 
+def test_a_typeset_number_seen_at_an_angle_keeps_its_digits_centres():
+    ink = np.zeros((20, 64), np.float32)
+    centres = [10.0, 30.0, 50.0]
+    for c in centres:  # a 5x5 mark at mid-height on each centre
+        ink[8:13, int(c) - 2 : int(c) + 3] = 1.0
+    for seed in range(5):
+        warped, moved = strips._at_an_angle(ink, centres, np.random.default_rng(seed))
+        assert warped.shape != ink.shape  # on a page with margins, warped
+        count, _, _, found = cv2.connectedComponentsWithStats((warped > 0.5).astype(np.uint8))
+        assert count == 4
+        assert np.allclose(sorted(found[1:, 0]), moved, atol=1.0)
+
+
 def test_framewise_targets_mark_each_centre_and_leave_its_sides_free(mnist):
     images, labels = mnist
     rng = np.random.default_rng(0)

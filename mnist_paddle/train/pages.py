@@ -94,14 +94,10 @@ def boxes(digits: list[np.ndarray], digit_height: float, rng, apart: bool | None
 def photographed(page: np.ndarray, rng, tilt: float = 0.1) -> np.ndarray:
     """A page (BGR) as a phone photographs it: seen at an angle (each corner moved by up to
     `tilt` of the page), lit unevenly, a shadow's edge across it, blurred, noisy."""
-    h, w = page.shape[:2]
-    corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-    moved = corners + rng.uniform(-tilt, tilt, (4, 2)) * [w, h]
-    moved = (moved - moved.min(axis=0)).astype(np.float32)
-    size = tuple(int(v) + 1 for v in moved.max(axis=0))
-    matrix = cv2.getPerspectiveTransform(corners, moved)
     border = tuple(float(v) for v in np.median(page.reshape(-1, 3), axis=0))
-    warped = cv2.warpPerspective(page, matrix, size, borderValue=border).astype(np.float32)
+    warped, _ = at_an_angle(page, rng, tilt, border)
+    warped = warped.astype(np.float32)
+    size = warped.shape[1], warped.shape[0]
     ys, xs = np.mgrid[0 : size[1], 0 : size[0]].astype(np.float32)
     # light falling off across the page, and a shadow: a soft-edged half-plane, darker
     angle = rng.uniform(0, 2 * np.pi)
@@ -114,6 +110,19 @@ def photographed(page: np.ndarray, rng, tilt: float = 0.1) -> np.ndarray:
     lit = cv2.GaussianBlur(lit, (0, 0), rng.uniform(0.3, 1.2))
     lit += rng.normal(0, rng.uniform(2, 8), lit.shape)
     return np.clip(lit, 0, 255).astype(np.uint8)
+
+
+def at_an_angle(page: np.ndarray, rng, tilt: float = 0.1, border=0.0):
+    """`page` seen at an angle: each of its corners moved by up to `tilt` of the page's width
+    and height, at random. The warped page (its `border` where the page does not reach) and
+    the 3x3 perspective matrix that took it there."""
+    h, w = page.shape[:2]
+    corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    moved = corners + rng.uniform(-tilt, tilt, (4, 2)) * [w, h]
+    moved = (moved - moved.min(axis=0)).astype(np.float32)
+    size = tuple(int(v) + 1 for v in moved.max(axis=0))
+    matrix = cv2.getPerspectiveTransform(corners, moved)
+    return cv2.warpPerspective(page, matrix, size, borderValue=border), matrix
 
 
 def _page_around(ink: np.ndarray, digit_height: float, rng):

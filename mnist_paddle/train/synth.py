@@ -129,18 +129,6 @@ def _stroke_weight(coverage: np.ndarray, weight: int) -> np.ndarray:
     return image
 
 
-def paper_digits(digits: np.ndarray, seed: int) -> np.ndarray:
-    """MNIST digits (N, 28, 28) uint8 photographed as pen on paper and preprocessed back, as a
-    user's photo of them would be: (N, 28, 28) float32 0..255."""
-    rng = np.random.default_rng([seed, 2])
-    out = np.empty(digits.shape, np.float32)
-    for i, digit in enumerate(digits):
-        page = cv2.cvtColor(pen_on_paper(digit, rng), cv2.COLOR_BGR2GRAY).astype(np.float32)
-        seen = to_mnist(page)
-        out[i] = digit if seen is None else seen
-    return out
-
-
 def handwritten_number(digits: list[np.ndarray], rng: np.random.Generator):
     """MNIST digits (28x28 uint8) side by side as one handwritten number: (H, W) ink 0..1 and
     (H, W) uint8 owners (k + 1 where digit k's ink is the strongest, 0 on the background)."""
