@@ -11,6 +11,7 @@ import pytest
 from conftest import DATA, ROOT, assert_one_line_error, png_header, run_tool
 
 from mnist_paddle.models import build_model
+from mnist_paddle.serving.infer import describe
 from mnist_paddle.train.config import DataConfig
 from mnist_paddle.train.data import arrays, load_mnist
 
@@ -211,6 +212,16 @@ def test_unsure_answers_say_so_and_name_the_runner_up(exported, digits):
     assert all(r["sure"] == (r["prob"] >= min_prob) for r in rows)
     bad = infer(exported, str(paths[0]), "--min-prob", "2")
     assert bad.returncode == 2 and "--min-prob" in bad.stderr
+
+
+def test_an_unsure_probability_never_shows_as_one():
+    # an unsure number at 0.9994 under a form's threshold of 0.9995 printed "p=1.00" once
+    assert describe({"number": "2919", "prob": 0.9994, "sure": False}) == "2919? (unsure, p=0.99)"
+    assert describe({"number": "29", "prob": 0.29, "sure": False}) == "29? (unsure, p=0.29)"
+    top = [{"digit": 7, "prob": 0.999}, {"digit": 1, "prob": 0.001}]
+    answer = {"digit": 7, "prob": 0.999, "sure": False, "top": top}
+    assert describe(answer) == "7? (unsure, p=0.99; next 1, p=0.00)"
+    assert describe({"number": "2919", "prob": 0.9994, "sure": True}) == "2919 (p=0.999)"
 
 
 def test_sample_digits_shipped_with_the_project(exported):

@@ -7,6 +7,7 @@ process start), so it works from an installed package.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -143,14 +144,20 @@ def describe(answer: dict) -> str:
     if "number" in answer:
         if answer["sure"]:
             return f"{answer['number']} (p={answer['prob']:.3f})"
-        return f"{answer['number']}? (unsure, p={answer['prob']:.2f})"
+        return f"{answer['number']}? (unsure, p={_down(answer['prob'])})"
     if answer["sure"]:
         return f"{answer['digit']} (p={answer['prob']:.3f})"
     runner_up = answer["top"][1]
     return (
-        f"{answer['digit']}? (unsure, p={answer['prob']:.2f}; "
-        f"next {runner_up['digit']}, p={runner_up['prob']:.2f})"
+        f"{answer['digit']}? (unsure, p={_down(answer['prob'])}; "
+        f"next {runner_up['digit']}, p={_down(runner_up['prob'])})"
     )
+
+
+def _down(prob: float) -> str:
+    """An unsure answer's probability to two places, rounded down: 0.9994 under a threshold of
+    0.9995 shows as 0.99, not as a 1.00 that looks sure."""
+    return f"{math.floor(round(prob * 100, 6)) / 100:.2f}"
 
 
 def probability(text: str) -> float:
