@@ -29,11 +29,15 @@ def mnist():
     return tuple(read_idx(p) for p in mnist_files(DATA, "train"))
 
 
-@pytest.mark.parametrize("length, typeset", [(1, 0.0), (5, 0.0), (12, 0.0), (4, 1.0)])
-def test_a_training_batch_knows_each_digit_and_where_it_is(mnist, length, typeset):
+@pytest.mark.parametrize(
+    "length, typeset, angle",
+    [(1, 0.0, 0.0), (5, 0.0, 0.0), (12, 0.0, 0.0), (4, 1.0, 0.0), (6, 1.0, 1.0)],
+)
+def test_a_training_batch_knows_each_digit_and_where_it_is(mnist, length, typeset, angle):
     images, labels = mnist
     rng = np.random.default_rng(length)
-    batch = strips.batch(images[:2000], labels[:2000], training_fonts(), 6, length, typeset, rng)
+    fonts = training_fonts()
+    batch = strips.batch(images[:2000], labels[:2000], fonts, 6, length, typeset, angle, rng)
     assert batch.pixels.shape[:3] == (6, 1, HEIGHT) and batch.pixels.shape[3] % STRIDE == 0
     assert batch.labels.shape == batch.centres.shape == (6, length)
     assert (batch.labels >= 1).all() and (batch.labels <= 10).all()  # digit d is d + 1
@@ -60,7 +64,7 @@ def test_a_typeset_number_seen_at_an_angle_keeps_its_digits_centres():
 def test_framewise_targets_mark_each_centre_and_leave_its_sides_free(mnist):
     images, labels = mnist
     rng = np.random.default_rng(0)
-    batch = strips.batch(images[:500], labels[:500], training_fonts(), 2, 3, 0.0, rng)
+    batch = strips.batch(images[:500], labels[:500], training_fonts(), 2, 3, 0.0, 0.0, rng)
     steps = batch.pixels.shape[3] // STRIDE
     targets = strips.frame_targets(batch, steps)
     for row, width, centres, digits in zip(targets, batch.widths, batch.centres, batch.labels):

@@ -74,7 +74,7 @@ def staged_export(model_dir: Path, network, images, labels) -> Path:
         reader = NumberReader(staging)
         rng = np.random.default_rng(0)
         for length in CHECK_LENGTHS:
-            batch = strips.batch(images, labels, training_fonts(), 1, length, 0, rng)
+            batch = strips.batch(images, labels, training_fonts(), 1, length, 0, 0, rng)
             with paddle.no_grad():
                 expected = network(paddle.to_tensor(batch.pixels)).numpy()[0]
             check_logits(reader.logits(batch.pixels[0, 0]), expected, "line model")
