@@ -48,9 +48,8 @@ PROGRESS = "  line model: "  # how the training's progress lines start
 class NumbersData:
     root: str = "data/mnist"  # the MNIST files; the export's run says which digits it held out
     typeset: float = 0.2  # share of strips typeset in the training fonts, the rest handwritten
-    # share of the typeset strips seen at an angle, as on a photographed page: the angle alone
-    # cost photographed print 1.8 points; with half of them so, the tuning sets' photographed
-    # numbers read 98.6% instead of 97.7% (docs/pages.md)
+    # share of the typeset strips seen at an angle, as on a photographed page: 98.6% of the
+    # tuning sets' photographed numbers read whole instead of 97.7% (docs/pages.md)
     at_an_angle: float = 0.5
     min_length: int = 1  # digits in a training number: min_length to max_length, even odds
     max_length: int = 12
@@ -260,16 +259,8 @@ def _train(cfg: NumbersConfig, inputs: _Inputs) -> LineModel:
     progress = Progress(cfg.train.steps, PROGRESS)
     network.train()
     for length in lengths:
-        batch = strips.batch(
-            inputs.images,
-            inputs.labels,
-            fonts,
-            max(share, 1),
-            int(length),
-            cfg.data.typeset,
-            cfg.data.at_an_angle,
-            rng,
-        )
+        numbers = (inputs.images, inputs.labels, fonts, max(share, 1), int(length))
+        batch = strips.batch(*numbers, cfg.data.typeset, cfg.data.at_an_angle, rng)
         logits = model(paddle.to_tensor(batch.pixels))  # (N, T, 11)
         count = len(batch.widths)
         loss = ctc(
