@@ -57,12 +57,14 @@ def mnist_files(root: str | Path, split: str) -> tuple[Path, Path]:
     return paths
 
 
-def check_md5(path: Path) -> None:
+def check_md5(path: Path) -> bytes:
+    """`path`'s content, unpacked, once checked against MNIST's MD5."""
     if not path.is_file():
         raise UserError(f"{path}: MNIST file missing (restore it with `git checkout {path}`)")
     try:
         with gzip.open(path) as f:
-            digest = hashlib.md5(f.read()).hexdigest()
+            content = f.read()
+        digest = hashlib.md5(content).hexdigest()
     except (OSError, EOFError, zlib.error) as e:
         raise UserError(f"{path}: not a readable gzip file ({e})") from None
     if digest != CONTENT_MD5[path.name]:
@@ -70,6 +72,7 @@ def check_md5(path: Path) -> None:
             f"{path}: MD5 of its content is {digest}, MNIST's is {CONTENT_MD5[path.name]}: "
             "the file is damaged or not MNIST"
         )
+    return content
 
 
 def load_mnist(cfg: DataConfig, split: str) -> Dataset:
@@ -118,7 +121,8 @@ def mnist_arrays(cfg: DataConfig, split: str) -> tuple[np.ndarray, np.ndarray]:
     root = Path(cfg.root)
     if not root.exists():
         return arrays(load_mnist(cfg, split))
-    images, labels = (read_idx(path) for path in mnist_files(root, split))
+    # checked and read from one unpacking of each file (mnist_files would unpack them twice)
+    images, labels = (parse_idx(check_md5(root / name)) for name in FILES[split])
     taken = images_taken(cfg, split, len(images))
     return normalize(images[:taken, None], cfg.mean, cfg.std), labels[:taken].astype(np.int64)
 
@@ -133,7 +137,11 @@ def arrays(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
 
 def read_idx(path: Path) -> np.ndarray:
     """An IDX file (gzip) as a uint8 array: (N, 28, 28) images or (N,) labels."""
-    data = gzip.decompress(path.read_bytes())
+    return parse_idx(gzip.decompress(path.read_bytes()))
+
+
+def parse_idx(data: bytes) -> np.ndarray:
+    """An IDX file's unpacked content as a uint8 array: (N, 28, 28) images or (N,) labels."""
     dims = data[3]  # the magic number's last byte counts the dimensions
     shape = np.frombuffer(data, ">u4", count=dims, offset=4)
     return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
