@@ -7,7 +7,7 @@ When the folder does not exist, Paddle downloads MNIST into its own cache.
 Training and export take the images as arrays (`mnist_arrays`): read straight from the IDX files
 and normalized as `T.Normalize` does, the same arrays to the bit as `arrays(load_mnist(...))`
 (a test checks), without Paddle's reader unpacking the files 100 images at a time in Python
-(4-8 s a process for the two splits, 0.85 s read so; docs/speed.md).
+(4-8 s a process for the two splits, 0.65 s read so; docs/speed.md).
 """
 
 from __future__ import annotations
