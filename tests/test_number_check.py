@@ -4,7 +4,7 @@ evaluation set draws its own, and the same record from one reading process or tw
 import numpy as np
 from conftest import DATA
 
-from mnist_paddle.train.data import mnist_files, read_idx
+from mnist_paddle.train.data import read_mnist
 from mnist_paddle.train.number_check import check_numbers, check_reader
 from mnist_paddle.train.numbers import NumbersCheck
 
@@ -25,7 +25,7 @@ def test_handwritten_digits_are_drawn_as_often_as_the_validation_digits_hold_the
 
 
 def test_two_reading_processes_give_the_record_one_gives(number_export):
-    images, labels = (read_idx(p)[:300] for p in mnist_files(DATA, "train"))
+    images, labels = (a[:300] for a in read_mnist(DATA, "train"))
     check = NumbersCheck(numbers=6, handwritten=12, boxes=6)
     one, two = (check_reader(number_export, images, labels, check, n) for n in (1, 2))
     assert one == two

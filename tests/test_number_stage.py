@@ -20,13 +20,13 @@ from mnist_paddle.serving.inference import softmax
 from mnist_paddle.serving.numbers import LONG, UNREAD, NumberReader
 from mnist_paddle.serving.strip import FRAME_STEPS, HEIGHT, STRIDE, views
 from mnist_paddle.train import numbers, pages, strips
-from mnist_paddle.train.data import mnist_files, read_idx
+from mnist_paddle.train.data import read_mnist
 from mnist_paddle.train.fonts import training_fonts
 
 
 @pytest.fixture(scope="module")
 def mnist():
-    return tuple(read_idx(p) for p in mnist_files(DATA, "train"))
+    return read_mnist(DATA, "train")
 
 
 @pytest.mark.parametrize(
@@ -120,7 +120,7 @@ def test_the_reader_answers_with_the_fitted_probability(number_export):
     probability; sure from the fitted threshold on, unless the line model saw a digit it did not
     read or it has LONG digits or more."""
     reader = NumberReader(number_export)
-    images = read_idx(mnist_files(DATA, "test")[0])
+    images = read_mnist(DATA, "test")[0]
     ink = np.hstack([images[k] / 255.0 for k in (0, 1, 2)])
     gray = 255.0 - 255.0 * np.pad(np.kron(ink, np.ones((3, 3))), 30)
     result = reader.read(gray.astype(np.float32))
@@ -155,7 +155,7 @@ def test_a_long_number_is_never_sure(number_export, monkeypatch):
 
 def form_of_four() -> np.ndarray:
     """Four MNIST test digits written one a box in a form, as gray levels."""
-    images = read_idx(mnist_files(DATA, "test")[0])
+    images = read_mnist(DATA, "test")[0]
     page = pages.handwritten("boxes", list(images[:4]), np.random.default_rng(3))
     return cv2.cvtColor(page, cv2.COLOR_BGR2GRAY).astype(np.float32)
 
@@ -251,7 +251,7 @@ def test_each_digit_is_the_likeliest_under_both_models(number_export, monkeypatc
     """The line model's probabilities and the digit model's verdict on each digit's cut multiply: a
     verdict sure of a 7 makes a digit a 7 unless the line model rules 7 out."""
     reader = NumberReader(number_export)
-    images = read_idx(mnist_files(DATA, "test")[0])
+    images = read_mnist(DATA, "test")[0]
     ink = np.hstack([images[k] / 255.0 for k in (1, 2)])
     gray = 255.0 - 255.0 * np.pad(np.kron(ink, np.ones((3, 3))), 30)
     pixels = reader.reading(gray).strip.pixels

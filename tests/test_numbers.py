@@ -16,12 +16,12 @@ from mnist_paddle.models import line as line_model
 from mnist_paddle.serving import ctc, numbers, page, strip
 from mnist_paddle.serving.ctc import Digit, decode
 from mnist_paddle.serving.numbers import NumberReader
-from mnist_paddle.train.data import mnist_files, read_idx
+from mnist_paddle.train.data import read_mnist
 
 
 @pytest.fixture(scope="module")
 def test_digits():
-    return tuple(read_idx(p) for p in mnist_files(DATA, "test"))
+    return read_mnist(DATA, "test")
 
 
 def written(digits: list[np.ndarray], gap: int = 6, scale: float = 3.0) -> np.ndarray:

@@ -11,12 +11,12 @@ from mnist_paddle.serving import page as cleaning
 from mnist_paddle.serving import strip
 from mnist_paddle.serving.preprocess import page_digit
 from mnist_paddle.train import pages
-from mnist_paddle.train.data import mnist_files, read_idx
+from mnist_paddle.train.data import read_mnist
 
 
 @pytest.fixture(scope="module")
 def digits():
-    images, labels = (read_idx(p) for p in mnist_files(DATA, "test"))
+    images, labels = read_mnist(DATA, "test")
     return images, labels
 
 

@@ -356,9 +356,9 @@ def form_photo(number_export, tmp_path) -> tuple[Path, str]:
     digit model reads right one at a time: (the file, the number)."""
     from mnist_paddle.serving.inference import Recognizer
     from mnist_paddle.train import pages
-    from mnist_paddle.train.data import mnist_files, read_idx
+    from mnist_paddle.train.data import read_mnist
 
-    images, labels = (read_idx(p) for p in mnist_files(ROOT / "data" / "mnist", "test"))
+    images, labels = read_mnist(ROOT / "data" / "mnist", "test")
     probs = Recognizer(number_export).digit_probabilities(list(images[:200].astype(np.float32)))
     clear = [k for k in range(200) if probs[k].argmax() == labels[k] and probs[k].max() > 0.99]
     picks = clear[:4]

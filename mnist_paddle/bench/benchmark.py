@@ -35,7 +35,7 @@ from mnist_paddle.serving.numbers import NumberReader
 from mnist_paddle.serving.onnx import OnnxPredictor
 from mnist_paddle.train.checkpoint import load_network, resolve_checkpoint
 from mnist_paddle.train.config import load_config
-from mnist_paddle.train.data import mnist_files, read_idx
+from mnist_paddle.train.data import read_mnist
 from mnist_paddle.train.onnx import export_onnx
 
 BATCHES = (1, 64, 1024)
@@ -137,7 +137,7 @@ def _dygraph(checkpoint: str | Path) -> dict:
 def bench_infer_cli(model_dir: Path, data_root: Path, files: int = 1000, repeats: int = 3) -> dict:
     """Wall time of the deploy/infer.py command for 1 file and for `files` files, start-up
     included."""
-    images = read_idx(mnist_files(data_root, "test")[0])[:files]
+    images = read_mnist(data_root, "test")[0][:files]
     with tempfile.TemporaryDirectory() as tmp:
         for i, image in enumerate(images):
             cv2.imwrite(os.path.join(tmp, f"{i:04d}.png"), image)

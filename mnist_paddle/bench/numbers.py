@@ -126,10 +126,10 @@ def time_number(reader: NumberReader, data_root: Path, calls: int = 50) -> dict:
     and on ruled paper (as ruled_numbers): median and p99 milliseconds per image, the page's
     cleaning and every predictor call included."""
     from mnist_paddle.bench.benchmark import latencies
-    from mnist_paddle.train.data import mnist_files, read_idx
+    from mnist_paddle.train.data import read_mnist
     from mnist_paddle.train.pages import handwritten
 
-    images = read_idx(mnist_files(data_root, "test")[0])
+    images = read_mnist(data_root, "test")[0]
     rng = np.random.default_rng(6)
     digits = list(images[rng.choice(len(images), 6)])
     results = {"digits": 6}

@@ -34,7 +34,7 @@ from mnist_paddle.fileio import atomic_path, write_json, write_text
 from mnist_paddle.serving.inference import Recognizer
 from mnist_paddle.serving.numbers import NumberReader
 from mnist_paddle.train import calibrate, synth
-from mnist_paddle.train.data import mnist_files, read_idx
+from mnist_paddle.train.data import read_mnist
 from mnist_paddle.train.fonts import EVAL_FONTS, VALIDATION_FONTS, debian_fonts, matplotlib_fonts
 from mnist_paddle.train.loader import split_validation
 from mnist_paddle.train.rundir import Progress
@@ -60,14 +60,14 @@ def make_realworld(
     out and of the validation fonts: a set to choose on, which training never sees either."""
     rng = np.random.default_rng(seed)
     if tuning:
-        images, labels = (read_idx(path) for path in mnist_files(data_root, "train"))
+        images, labels = read_mnist(data_root, "train")
         _, (images, labels) = split_validation(images, labels, TUNING_DIGITS)
         fonts = {
             "printed": debian_fonts(VALIDATION_FONTS),
             "unseen": debian_fonts(VALIDATION_FONTS),
         }
     else:
-        images, labels = (read_idx(path) for path in mnist_files(data_root, "test"))
+        images, labels = read_mnist(data_root, "test")
         fonts = {"printed": matplotlib_fonts(), "unseen": debian_fonts(EVAL_FONTS)}
     rows = []
     pages_made = len(DIGIT_GROUPS + NUMBER_GROUPS) * pages
@@ -204,7 +204,7 @@ def evaluate(recognizer: Recognizer, set_dir: Path, data_root: Path) -> dict:
         }
         if group == "mnist_paper" and all(r["mnist_index"] for r in members):
             index = np.array([int(r["mnist_index"]) for r in members])
-            plain = read_idx(mnist_files(data_root, "test")[0])[index]
+            plain = read_mnist(data_root, "test")[0][index]
             plain = normalize(plain, norm["mean"], norm["std"])[:, None]
             results[group]["plain_accuracy"] = float(
                 (recognizer.logits(plain).argmax(1) == labels).mean()
@@ -212,7 +212,7 @@ def evaluate(recognizer: Recognizer, set_dir: Path, data_root: Path) -> dict:
         progress.step(done=len(members))
     if not any(r["mnist_index"] for r in rows):  # a tuning set: the test set stays unread
         return results
-    images, labels = (read_idx(path) for path in mnist_files(data_root, "test"))
+    images, labels = read_mnist(data_root, "test")
     probs = recognizer.probabilities(normalize(images, norm["mean"], norm["std"])[:, None])
     results["mnist_test"] = _scores(
         probs.max(axis=1), probs.argmax(axis=1) == labels, recognizer.min_prob

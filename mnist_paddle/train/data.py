@@ -57,6 +57,13 @@ def mnist_files(root: str | Path, split: str) -> tuple[Path, Path]:
     return paths
 
 
+def read_mnist(root: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The (images, labels) of `split` under `root` as uint8 arrays, (N, 28, 28) and (N,): each
+    file checked against its MD5 and read from that one unpacking."""
+    images, labels = (parse_idx(check_md5(Path(root) / name)) for name in FILES[split])
+    return images, labels
+
+
 def check_md5(path: Path) -> bytes:
     """`path`'s content, unpacked, once checked against MNIST's MD5."""
     if not path.is_file():
@@ -121,8 +128,7 @@ def mnist_arrays(cfg: DataConfig, split: str) -> tuple[np.ndarray, np.ndarray]:
     root = Path(cfg.root)
     if not root.exists():
         return arrays(load_mnist(cfg, split))
-    # checked and read from one unpacking of each file (mnist_files would unpack them twice)
-    images, labels = (parse_idx(check_md5(root / name)) for name in FILES[split])
+    images, labels = read_mnist(root, split)
     taken = images_taken(cfg, split, len(images))
     return normalize(images[:taken, None], cfg.mean, cfg.std), labels[:taken].astype(np.int64)
 

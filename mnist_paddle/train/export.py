@@ -35,7 +35,7 @@ from mnist_paddle.train.checkpoint import (
     resolve_checkpoint,
 )
 from mnist_paddle.train.config import DataConfig
-from mnist_paddle.train.data import IMAGE_SPEC, mnist_arrays, mnist_files, read_idx
+from mnist_paddle.train.data import IMAGE_SPEC, mnist_arrays, read_mnist
 from mnist_paddle.train.loader import split_validation
 from mnist_paddle.train.onnx import check_onnx, export_onnx
 
@@ -131,8 +131,7 @@ def calibrate_export(recognizer: Recognizer, meta: dict, data_root: str) -> dict
             "calibration": {"split": None, "images": 0},
         }
     norm = meta["normalize"]
-    files = mnist_files(data_root, "train")
-    images, labels = (read_idx(path) for path in files)
+    images, labels = read_mnist(data_root, "train")
     if data.get("train_limit"):
         images, labels = images[: data["train_limit"]], labels[: data["train_limit"]]
     _, (images, labels) = split_validation(images, labels.astype(np.int64), data["val_size"])

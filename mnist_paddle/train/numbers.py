@@ -35,7 +35,7 @@ from mnist_paddle.serving.inference import read_metadata
 from mnist_paddle.train import strips
 from mnist_paddle.train.checkpoint import load_network
 from mnist_paddle.train.config import load_config, save_config, to_dict
-from mnist_paddle.train.data import mnist_files, read_idx
+from mnist_paddle.train.data import read_mnist
 from mnist_paddle.train.fonts import training_fonts
 from mnist_paddle.train.loader import split_validation
 from mnist_paddle.train.rundir import Progress, is_main_process, processes_for, run_launched
@@ -206,7 +206,7 @@ def _inputs(cfg: NumbersConfig, digit_state: bool = True) -> _Inputs:
                 "random weights)"
             )
         state = {key: value.numpy() for key, value in network.state_dict().items()}
-    images, labels = (read_idx(path) for path in mnist_files(cfg.data.root, "train"))
+    images, labels = read_mnist(cfg.data.root, "train")
     limit = data.get("train_limit") or len(images)
     (images, labels), (val_images, val_labels) = split_validation(
         images[:limit], labels[:limit], data["val_size"]
