@@ -18,7 +18,7 @@ from mnist_paddle.serving import numbers as reading
 from mnist_paddle.serving.ctc import digit_probs, read_digits
 from mnist_paddle.serving.inference import softmax
 from mnist_paddle.serving.numbers import LONG, UNREAD, NumberReader
-from mnist_paddle.serving.strip import FRAME_STEPS, HEIGHT, STRIDE, views
+from mnist_paddle.serving.strip import FRAME_STEPS, HEIGHT, STRIDE, WIDEN, views
 from mnist_paddle.train import numbers, pages, strips
 from mnist_paddle.train.data import read_mnist
 from mnist_paddle.train.fonts import training_fonts
@@ -219,6 +219,24 @@ def test_a_calibration_from_an_older_check_is_refused(number_export, tmp_path, k
     (copy / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(UserError, match="not calibrated as this version reads.*--check-only"):
         NumberReader(copy).read(np.full((60, 200), 230.0, np.float32))
+
+
+def test_a_line_model_of_other_strips_is_refused_and_not_checked_again(number_export, tmp_path):
+    """A line model that learned on strips of another width (an older version's) reads numbers
+    wrong, and checking it again would not mend that: both say to train it again."""
+    trained = json.loads((number_export / "metadata.json").read_text())["line_model"]
+    assert trained["strip_widen"] == WIDEN
+    copy = tmp_path / "inference"
+    shutil.copytree(number_export, copy)
+    meta = json.loads((copy / "metadata.json").read_text())
+    del meta["line_model"]["strip_widen"]
+    (copy / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="strips of another width.*train it again"):
+        NumberReader(copy).read(np.full((60, 200), 230.0, np.float32))
+    flags = [arg for o in number_overrides(copy) for arg in ("-o", o)]
+    result = run_tool("tools/train_numbers.py", "--check-only", *flags)
+    assert_one_line_error(result, "strips of another width", "train it again")
+    assert json.loads((copy / "metadata.json").read_text()) == meta  # left as it was
 
 
 def test_check_only_calibrates_an_older_export_again(number_export, tmp_path):

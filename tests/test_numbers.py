@@ -198,7 +198,13 @@ def test_a_numbers_probability_grows_with_its_digits_confidence():
     assert numbers.log_prob([]) < np.log(1e-40)  # no digit read in ink: no chance it is right
 
 
-def test_the_strip_scales_a_digit_to_mnists_height(test_digits):
+def bbox_aspect(ink: np.ndarray) -> float:
+    """Width over height of the box around the True pixels of `ink`."""
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    return (cols[-1] - cols[0] + 1) / (rows[-1] - rows[0] + 1)
+
+
+def test_the_strip_scales_a_digit_to_mnists_height_and_widens_it(test_digits):
     images, _ = test_digits
     for scale in (1.5, 3.0, 8.0):  # 8x: a large photo, shrunk first
         gray = written([images[k] for k in (0, 1, 2)], scale=scale)
@@ -207,6 +213,8 @@ def test_the_strip_scales_a_digit_to_mnists_height(test_digits):
         assert found.pixels.shape[1] % strip.STRIDE == 0 and strip.STRIDE == line_model.STRIDE
         height = strip.digit_height((found.pixels > 0.3).astype(np.uint8))
         assert abs(height - strip.DIGIT_HEIGHT) <= 2
+        widened = bbox_aspect(found.pixels > 0.3) / bbox_aspect(gray < 128)
+        assert widened == pytest.approx(strip.WIDEN, rel=0.1)
         assert found.pixels.max() == pytest.approx(1.0, abs=0.01)
         assert not found.pixels[:, : strip.MARGIN].any()
 
@@ -240,17 +248,20 @@ def test_boxes_are_each_digits_ink_in_the_image(test_digits):
 
 
 def test_a_forms_frames_lie_under_their_own_steps(test_digits):
-    """frames_strip sets a form's digit frames side by side: frame k's ink lies in the strip
-    columns of the line model's steps frame_spans gives it, FRAME_STEPS of them."""
+    """frames_strip sets a form's digit frames side by side, widened as a strip is: frame k's
+    ink lies in the strip columns of the line model's steps frame_spans gives it, FRAME_STEPS
+    of them."""
     images, _ = test_digits
     frames = [images[k].astype(np.float32) for k in range(3)]
     pixels = strip.frames_strip(frames)
-    assert pixels.shape == (line_model.HEIGHT, 2 * strip.MARGIN + 28 * 3)
+    wide = strip.FRAME_STEPS * strip.STRIDE
+    assert 28 * strip.WIDEN <= wide < 28 * strip.WIDEN + strip.STRIDE
+    assert pixels.shape == (line_model.HEIGHT, 2 * strip.MARGIN + wide * 3)
     assert pixels.shape[1] % strip.STRIDE == 0 and pixels.max() <= 1.0
     for frame, (first, end) in zip(frames, strip.frame_spans(len(frames))):
         assert end - first == strip.FRAME_STEPS
         own = pixels[:, first * strip.STRIDE : end * strip.STRIDE]
-        assert own.sum() == pytest.approx(frame.sum() / 255.0, rel=1e-5)
+        assert own.sum() == pytest.approx(frame.sum() / 255.0 * wide / 28, rel=0.02)
 
 
 def test_each_digit_is_cut_from_its_own_ink():

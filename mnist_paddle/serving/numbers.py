@@ -1,13 +1,12 @@
 """Whole numbers: the digits of one image, read left to right (`deploy/infer.py --number`).
 
-The page is cleaned first (page.py: even light, no printed rules); on a form, each of its boxes
-holds one digit, made an MNIST frame and read by both models as in step 5, the line model over
-the frames set side by side (unless ink lies outside the boxes found: they are not the whole
-form). Otherwise the two models read them so:
+The page is cleaned first (page.py: even light, no printed rules); on a form, each box holds
+a digit, made an MNIST frame and read by both models as in step 5, the line model over the
+frames side by side (unless ink lies outside the boxes found). Else the two models read so:
 
 1. find the ink (strip.find_ink): whatever differs from the background, specks dropped;
 2. make its strip (strip.make_strip): the ink scaled so that a digit is 20 pixels tall, as in
-   MNIST, one row of digits;
+   MNIST, and WIDEN times as wide: one row of digits;
 3. the line model (models/line.py) gives, every STRIDE columns of the strip, the probability of
    each digit and of "blank"; CTC decoding reads the digits, each with its steps: those likeliest
    over all their paths, in the strip and in two views of it (shifted, enlarged: strip.views)
@@ -49,6 +48,7 @@ from mnist_paddle.serving.preprocess import ink_to_mnist, to_mnist
 from mnist_paddle.serving.strip import (
     STRIDE,
     Strip,
+    check_widened,
     find_ink,
     frame_spans,
     frames_strip,
@@ -160,6 +160,7 @@ class NumberReader:
         """{"number", "prob", "sure", "digits": [{"digit", "prob", "sure", "box"}], "reading"}
         for the number in the gray image `gray` (`reading`: what the models saw, for
         --debug-dir), or None when it has no ink."""
+        check_widened(self.meta.get("line_model"), self.model_dir)
         fit = self.calibration or {}
         if any(fit.get(key) != value for key, value in DOUBT.items()):  # none, or an older check
             raise UserError(

@@ -10,8 +10,8 @@ taught on what it will be shown:
    photo is first shrunk so its digits are about WORK_HEIGHT pixels tall (the strip needs no
    more);
 2. a digit's height: the median height of the mask's larger pieces;
-3. the ink scaled so that a digit is DIGIT_HEIGHT pixels tall (MNIST's 20-pixel box), cropped
-   to HEIGHT rows around it and MARGIN blank columns on each side.
+3. the ink scaled so that a digit is DIGIT_HEIGHT pixels tall (MNIST's 20-pixel box) and WIDEN
+   times as wide, cropped to HEIGHT rows around it and MARGIN blank columns on each side.
 
 `Strip` keeps the way back to the image, so that the digits read get boxes in the image's pixels.
 The line model reads the strip as made and two `views` of it (shifted by half a step, enlarged):
@@ -20,18 +20,23 @@ a digit lost in one reading is sometimes plain in another (docs/numbers.md).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from mnist_paddle.errors import UserError
 from mnist_paddle.serving.preprocess import SIZE, digit_mask, edge_bands, ink_strength
 
 DIGIT_HEIGHT = 20  # px: a digit in the strip, as tall as MNIST's digits in their 28x28 frame
 HEIGHT = 36  # px: the strip; room for digits written 8 px above or below the others
 MARGIN = 4  # px of blank strip on each side
 STRIDE = 4  # strip columns per step of the line model (models/line.py checks the same)
-FRAME_STEPS = SIZE // STRIDE  # the line model's steps under an MNIST frame (28 px)
+WIDEN = 1.5  # the strip's columns per column of ink scaled to DIGIT_HEIGHT: a narrow digit
+# (a 1 beside its neighbour) spans more of the line model's steps (docs/numbers.md, "Wider strips")
+# the line model's steps under an MNIST frame (28 px) of a form's box, widened as the strip is
+FRAME_STEPS = math.ceil(SIZE * WIDEN / STRIDE)
 MAX_WIDTH = 2048  # px: a longer strip (about 100 digits) is squeezed to this
 WORK_HEIGHT = 40  # px: a large image is shrunk until its digits are about this tall
 HYSTERESIS = 0.6  # faint ink down to this share of the strong threshold joins strong strokes
@@ -196,7 +201,7 @@ def make_strip(ink: np.ndarray, mask: np.ndarray, shrink: float = 1.0) -> Strip 
     ink = ink[top:bottom, left:right] * near
     ink = np.clip(ink / max(float(np.percentile(ink[mask > 0], 90)), 1e-6), 0, 1)
     factor = DIGIT_HEIGHT / height
-    width = int(np.clip(round(ink.shape[1] * factor), 1, MAX_WIDTH - 2 * MARGIN))
+    width = int(np.clip(round(ink.shape[1] * factor * WIDEN), 1, MAX_WIDTH - 2 * MARGIN))
     tall = max(1, round(ink.shape[0] * factor))
     shrink_ink = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
     pixels = cv2.resize(ink.astype(np.float32), (width, tall), interpolation=shrink_ink)
@@ -213,12 +218,26 @@ def make_strip(ink: np.ndarray, mask: np.ndarray, shrink: float = 1.0) -> Strip 
     return Strip(pixels, mask, (int(left), int(top)), width / mask.shape[1], shrink)
 
 
+def check_widened(record: dict | None, model_dir) -> None:
+    """A `UserError` unless the export's line model (its metadata `record`) learned on strips
+    WIDEN times as wide as their height's scale, as this version makes them."""
+    if (record or {}).get("strip_widen") != WIDEN:
+        raise UserError(
+            f"{model_dir}: its line model learned on strips of another width than this version "
+            "makes; train it again (python tools/train_numbers.py -c configs/numbers/quick.yml "
+            f"-o model_dir={model_dir})"
+        )
+
+
 def frames_strip(frames: list[np.ndarray]) -> np.ndarray:
-    """(HEIGHT, W) strip pixels of MNIST-like (SIZE, SIZE) frames (0..255) set side by side after
-    MARGIN blank columns (a form's boxes, each box's content a digit's frame)."""
+    """(HEIGHT, W) strip pixels of MNIST-like (SIZE, SIZE) frames (0..255), each widened to
+    FRAME_STEPS steps, set side by side after MARGIN blank columns (a form's boxes, each box's
+    content a digit's frame)."""
     above = (HEIGHT - SIZE) // 2
     rows, columns = (above, HEIGHT - SIZE - above), (MARGIN, MARGIN)
-    return np.pad(np.hstack(frames).astype(np.float32) / 255.0, (rows, columns))
+    size = (FRAME_STEPS * STRIDE, SIZE)
+    wide = [cv2.resize(f.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) for f in frames]
+    return np.pad(np.hstack(wide) / 255.0, (rows, columns))
 
 
 def frame_spans(count: int) -> list[tuple[int, int]]:

@@ -10,9 +10,8 @@ and learning from its share of every batch. The model starts from the export's d
 (models/line.py) and learns with CTC plus, at each digit's centre, the digit itself (framewise
 cross-entropy), which the composed strips know for free.
 
-At the end the export's NumberReader reads numbers of the run's validation digits and numbers
-typeset in the validation fonts (train/number_check.py): how many it reads whole, and, fitted on
-them, what a number's probability means and when an answer is sure.
+At the end the export's NumberReader reads numbers of validation digits and fonts
+(train/number_check.py): how many it reads whole, what its probabilities mean, when it is sure.
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ from mnist_paddle.errors import UserError
 from mnist_paddle.fileio import atomic_path
 from mnist_paddle.models.line import STRIDE, LineModel
 from mnist_paddle.serving.inference import read_metadata
+from mnist_paddle.serving.strip import WIDEN
 from mnist_paddle.train import strips
 from mnist_paddle.train.checkpoint import load_network
 from mnist_paddle.train.config import load_config, save_config, to_dict
@@ -145,7 +145,7 @@ def train_numbers(cfg: NumbersConfig, verbose: bool = False) -> dict:
     from mnist_paddle.train.number_check import install_checked, staged_export, summary
 
     staging = staged_export(model_dir, network, inputs.images, inputs.labels)
-    record = {"config": to_dict(cfg), "training_seconds": round(seconds, 1)}
+    record = {"config": to_dict(cfg), "training_seconds": round(seconds, 1), "strip_widen": WIDEN}
     record = install_checked(staging, model_dir, inputs, cfg, record)
     print(
         f"wrote {model_dir}/ (line.json, line.pdiparams) after {seconds / 60:.1f} min of "
