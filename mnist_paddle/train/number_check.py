@@ -32,7 +32,6 @@ from mnist_paddle.serving.numbers import (
     log_prob,
     number_prob,
 )
-from mnist_paddle.serving.strip import check_widened
 from mnist_paddle.train import calibrate, pages, strips, synth
 from mnist_paddle.train.export import add_model_files, check_logits, replace_dir
 from mnist_paddle.train.fonts import VALIDATION_FONTS, debian_fonts, training_fonts
@@ -57,8 +56,6 @@ def staged_copy(model_dir: Path, line_model: bool = False) -> Path:
             if path.is_file() and (line_model or not path.name.startswith(f"{LINE}.")):
                 shutil.copy2(path, staging / path.name)
         meta = read_metadata(staging)
-        if line_model:  # checked again: only a line model that learned on this version's strips
-            check_widened(meta.get("line_model"), model_dir)
         meta.pop("line_model", None)
         write_json(staging / METADATA, meta)
     except BaseException:

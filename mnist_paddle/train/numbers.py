@@ -31,7 +31,7 @@ from mnist_paddle.errors import UserError
 from mnist_paddle.fileio import atomic_path
 from mnist_paddle.models.line import STRIDE, LineModel
 from mnist_paddle.serving.inference import read_metadata
-from mnist_paddle.serving.strip import WIDEN
+from mnist_paddle.serving.strip import WIDEN, check_widened
 from mnist_paddle.train import strips
 from mnist_paddle.train.checkpoint import load_network
 from mnist_paddle.train.config import load_config, save_config, to_dict
@@ -155,13 +155,13 @@ def train_numbers(cfg: NumbersConfig, verbose: bool = False) -> dict:
 
 
 def check_again(cfg: NumbersConfig) -> dict:
-    """Check the export's line model again as `cfg.check` says, without training it: its calibration
-    fitted anew by this version's reader. Returns its record, as `train_numbers`."""
+    """The export's line model checked and calibrated again (`cfg.check`), untrained: its record."""
     model_dir = Path(cfg.model_dir)
     record = read_metadata(model_dir).get("line_model")
     if record is None or not (model_dir / "line.json").is_file():
         hint = "train one (python tools/train_numbers.py -c configs/numbers/quick.yml)"
         raise UserError(f"{model_dir} has no line model to check: {hint}")
+    check_widened(record, model_dir)  # checking one of other strips again would not mend it
     inputs = _inputs(cfg, digit_state=False)
     from mnist_paddle.train.number_check import install_checked, staged_copy, summary
 
