@@ -202,6 +202,23 @@ def test_walls_with_no_room_for_a_digit_are_no_box():
     assert cleaned.gray[80, 90] < 100
 
 
+def test_touching_bold_digits_closed_like_a_box_are_no_box():
+    """Two touching digits of a bold face, small on their page, can close all round like a box
+    with a wall between them (a bold italic 21); their sides are as thick as their strokes, a
+    third of their height, where a printed box's walls are thin lines: no box, nothing
+    removed."""
+    page = np.full((56, 134), 235.0, np.float32)
+    cv2.rectangle(page, (40, 18), (100, 36), 40.0, 2)  # tops and bottoms, 19 px tall
+    for left in (40, 68, 94):  # the sides and the strokes where the digits meet, 7 px thick
+        page[18:37, left : left + 7] = 40.0
+    cleaned = cleaning.clean(page)
+    assert not cleaned.cells and not cleaned.removed.any()
+    thin = np.full((56, 134), 235.0, np.float32)  # the same outline in thin lines: two boxes
+    cv2.rectangle(thin, (40, 18), (100, 36), 40.0, 2)
+    thin[18:37, 70:72] = 40.0
+    assert len(cleaning.clean(thin).cells) == 2
+
+
 def test_ink_outside_the_boxes_found_is_told(digits):
     """A form whose boxes were all found holds all its ink; with a box missed, its digit lies
     outside the rest (the number reader then reads the page as a line)."""

@@ -10,6 +10,8 @@ WALL = 0.93  # a box's walls are printed along this share of their length (a dig
 # row inside a box, with the two walls it spans between, covers less)
 BOX_SIZE = 12  # px: the smallest box
 TILT = 0.05  # a box's walls may drift this share of their length off the axis (about 3 degrees)
+THIN = 0.2  # a box's side walls are printed lines, at most this share of its height thick (two
+# touching digits of a bold face pass for a box with sides a third of its height: docs/pages.md)
 
 
 def find_boxes(marks: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], list]:
@@ -18,8 +20,8 @@ def find_boxes(marks: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], list]:
     digit written over a wall is still in its cell). A form's boxes: a piece of print walled on
     all four sides (what sticks out a little, a speck or a stroke's end, left out), with
     exactly one wall along the top and one along the bottom (a squared page's grid has more; a
-    single box may have a stroke across it too), split into cells by the walls that run down
-    its whole height (`_walls`: not a stroke)."""
+    single box may have a stroke across it too), its sides thin lines (THIN), split into cells
+    by the walls that run down its whole height (`_walls`: not a stroke)."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(marks, connectivity=8)
     height, width = marks.shape
     walls_across, walls_down = np.zeros_like(marks), np.zeros_like(marks)
@@ -62,6 +64,8 @@ def find_boxes(marks: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], list]:
         if not walled:
             continue
         down = _walls(down, h)
+        if any(end - start - (drift_columns - 1) > THIN * h for start, end in (down[0], down[-1])):
+            continue  # sides as thick as a bold digit's strokes: touching digits, not a box
         if len(across) > 2:  # a third wall along: a stroke across one box, or a grid
             if len(down) > 2:
                 continue
