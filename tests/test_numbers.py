@@ -104,6 +104,24 @@ def test_the_beam_says_how_much_of_it_the_reading_holds():
     assert [d.digit for d in digits] == [3] and share == pytest.approx(0.7)
 
 
+def test_a_beam_wide_enough_finds_the_likeliest_reading_of_all_paths():
+    """With every prefix kept, the beam's reading and its share are those of the reading whose
+    paths, of all 11^3 paths through 3 steps counted one by one, hold the most probability."""
+    import itertools
+
+    for seed in range(3):
+        p = np.random.default_rng(seed).dirichlet(np.full(11, 0.5), 3)
+        p = np.where(p > ctc.UNLIKELY, p, 0.0)  # what the beam never follows counts nowhere
+        readings: dict[tuple, float] = {}
+        for path in itertools.product(range(11), repeat=3):
+            spelt = tuple(c - 1 for k, c in enumerate(path) if c and (k == 0 or path[k - 1] != c))
+            readings[spelt] = readings.get(spelt, 0.0) + np.prod(p[np.arange(3), path])
+        best = max(readings, key=readings.get)
+        digits, share = ctc.beam_search(p, width=10_000)
+        assert digits == list(best)
+        assert share == pytest.approx(readings[best] / sum(readings.values()))
+
+
 def test_two_alike_with_a_weak_blank_between_are_two():
     """Two steps between two 7s, each a little likelier a 7 than blank: the greedy path reads one
     7, but paths with a blank somewhere between them (two 7s) are likelier together."""

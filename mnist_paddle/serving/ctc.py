@@ -95,21 +95,23 @@ def beam_search(probs: np.ndarray, width: int = BEAM) -> tuple[list[int], float]
     share of the probability of all the readings kept."""
     # prefix -> [its probability with the path ending in blank, ending in its last digit]
     beams: dict[tuple, list[float]] = {(): [1.0, 0.0]}
-    for p in probs:
+    for p in probs.tolist():  # Python floats: a step's few sums cost less than numpy's calls
+        likely = [(c, q) for c, q in enumerate(p) if c != BLANK and q > UNLIKELY]
         grown: defaultdict[tuple, list[float]] = defaultdict(lambda: [0.0, 0.0])
         for prefix, (blank, last) in beams.items():
             grown[prefix][0] += (blank + last) * p[BLANK]
-            for c in np.flatnonzero(p[1:] > UNLIKELY) + 1:
-                if prefix and prefix[-1] == c:
-                    grown[prefix][1] += last * p[c]  # the same digit, still
-                    grown[prefix + (c,)][1] += blank * p[c]  # the same again, after a blank
+            end = prefix[-1] if prefix else None
+            for c, q in likely:
+                if c == end:
+                    grown[prefix][1] += last * q  # the same digit, still
+                    grown[prefix + (c,)][1] += blank * q  # the same again, after a blank
                 else:
-                    grown[prefix + (c,)][1] += (blank + last) * p[c]
+                    grown[prefix + (c,)][1] += (blank + last) * q
         kept = sorted(grown.items(), key=lambda item: -sum(item[1]))[:width]
         total = sum(sum(v) for _, v in kept) or 1.0  # rescaled: long strips underflow otherwise
         beams = {prefix: [b / total, d / total] for prefix, (b, d) in kept}
     best = max(beams, key=lambda prefix: sum(beams[prefix]))
-    return [int(c) - 1 for c in best], float(sum(beams[best]))
+    return [c - 1 for c in best], sum(beams[best])
 
 
 def log_likelihood(probs: np.ndarray, digits) -> float:
