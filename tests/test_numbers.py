@@ -247,10 +247,13 @@ def test_light_on_dark_gives_the_same_strip(test_digits):
 
 
 def test_boxes_are_each_digits_ink_in_the_image(test_digits):
-    """Columns of the strip map back to the image as given, a large one shrunk first too."""
+    """Columns of the strip map back to the image as given, a large one shrunk first, and a
+    small one enlarged (its digits 20 px tall, under WORK_HEIGHT) too."""
     images, _ = test_digits
-    for scale in (3.0, 9.0):
+    for scale in (1.0, 3.0, 9.0):
         gray = written([images[k] for k in (0, 1)], gap=8, scale=scale)
+        working = strip.find_ink(page.clean(gray).gray)[2]
+        assert (working > 1.5) == (scale == 1.0) and (working < 1) == (scale == 9.0)
         found = strip_of(gray)
         ink = gray < 128
         columns = np.flatnonzero(ink.any(axis=0))

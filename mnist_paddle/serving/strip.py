@@ -6,9 +6,9 @@ taught on what it will be shown:
 
 1. the ink and its mask: whatever differs from the background, faint strokes kept where they
    join strong ones, specks dropped, and so are a band along the top or bottom edge and a piece
-   at the edge above or below the digits (a shadow's, left by the page's cleaning); a large
-   photo is first shrunk so its digits are about WORK_HEIGHT pixels tall (the strip needs no
-   more);
+   at the edge above or below the digits (a shadow's, left by the page's cleaning); the image
+   is first scaled so its digits are about WORK_HEIGHT pixels tall: a large photo shrunk (the
+   strip needs no more), small print enlarged (its thin strokes found more whole);
 2. a digit's height: the median height of the mask's larger pieces;
 3. the ink scaled so that a digit is DIGIT_HEIGHT pixels tall (MNIST's 20-pixel box) and WIDEN
    times as wide, cropped to HEIGHT rows around it and MARGIN blank columns on each side.
@@ -38,7 +38,8 @@ WIDEN = 1.5  # the strip's columns per column of ink scaled to DIGIT_HEIGHT: a n
 # the line model's steps under an MNIST frame (28 px) of a form's box, widened as the strip is
 FRAME_STEPS = math.ceil(SIZE * WIDEN / STRIDE)
 MAX_WIDTH = 2048  # px: a longer strip (about 100 digits) is squeezed to this
-WORK_HEIGHT = 40  # px: a large image is shrunk until its digits are about this tall
+WORK_HEIGHT = 40  # px: an image is scaled until its digits are about this tall ...
+MAX_ENLARGE = 3.0  # ... a small one enlarged at most this much
 HYSTERESIS = 0.6  # faint ink down to this share of the strong threshold joins strong strokes
 SPECK = 0.25  # a piece smaller than this share of a digit's height in both directions: a speck
 TALL = 0.5  # pieces at least this share of the tallest one are digits (or touching digits)
@@ -55,7 +56,7 @@ class Strip:
     mask: np.ndarray  # (h, w) uint8: the number's ink, cropped, in the working image's pixels
     origin: tuple[int, int]  # the mask's top-left corner (x, y) in the working image
     per_pixel: float  # strip columns per pixel of the working image
-    shrink: float  # the working image's pixels per pixel of the image as given (<= 1)
+    scale: float  # the working image's pixels per pixel of the image as given
 
     def columns(self, start: float, end: float) -> tuple[int, int]:
         """The working image's columns [lo, hi) under strip columns `start` to `end`."""
@@ -74,7 +75,7 @@ class Strip:
             rows, cols = np.array([0, self.mask.shape[0] - 1]), np.array([0, hi - lo - 1])
         x, y = self.origin[0] + lo + cols[0], self.origin[1] + rows[0]
         w, h = cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1
-        return [round(v / self.shrink) for v in (x, y, w, h)]
+        return [round(v / self.scale) for v in (x, y, w, h)]
 
     def digit_pieces(self) -> list[tuple[float, float]]:
         """The strip columns [start, end) of each piece of ink at least TALL of a digit's
@@ -101,11 +102,12 @@ def views(pixels: np.ndarray) -> list[np.ndarray]:
 
 def find_ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
     """The ink strength (H', W') 0..1 of an image of gray levels, its mask (uint8) with faint
-    strokes joined and specks dropped, and the factor the image was shrunk by first (<= 1);
+    strokes joined and specks dropped, and the factor the image was scaled by first;
     None when the image has no ink."""
     scale = _working_scale(gray)
-    if scale < 1:
-        gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    if scale != 1:
+        method = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+        gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=method)
     ink = ink_strength(gray)
     strong = digit_mask(ink) if ink is not None else None
     if strong is None:
@@ -119,7 +121,7 @@ def find_ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
 
 
 def ink_outside(mask: np.ndarray, scale: float, cells: list[tuple[int, int, int, int]]) -> bool:
-    """Whether `mask` (find_ink's, of an image shrunk by `scale`) has ink at least TALL of a
+    """Whether `mask` (find_ink's, of an image scaled by `scale`) has ink at least TALL of a
     digit's height outside the boxes `cells` [(x, y, w, h)] of the image: a form some of whose
     boxes were not found."""
     height = digit_height(mask) or 1.0
@@ -134,15 +136,23 @@ def ink_outside(mask: np.ndarray, scale: float, cells: list[tuple[int, int, int,
 
 
 def _working_scale(gray: np.ndarray) -> float:
-    """How much to shrink the image so that its digits are about WORK_HEIGHT pixels tall,
-    estimated on a quarter-size copy (every later step is faster on fewer pixels)."""
-    if min(gray.shape) < 4 * WORK_HEIGHT:
-        return 1.0
-    small = cv2.resize(gray, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
-    ink = ink_strength(small)
+    """How much to scale the image so that its digits are about WORK_HEIGHT pixels tall. A
+    large image is only shrunk (every later step is faster on fewer pixels), its digits measured
+    on a quarter-size copy; a small one (under 4 WORK_HEIGHT on its shorter side) only enlarged,
+    at most MAX_ENLARGE times: small, thin print comes out more whole when its ink is found on
+    more pixels (docs/pages.md, "Small print enlarged")."""
+    large = min(gray.shape) >= 4 * WORK_HEIGHT
+    sample = gray
+    if large:
+        sample = cv2.resize(gray, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
+    ink = ink_strength(sample)
     mask = digit_mask(ink) if ink is not None else None
     height = digit_height(mask) if mask is not None else None
-    return min(1.0, WORK_HEIGHT / (4 * height)) if height else 1.0
+    if not height:
+        return 1.0
+    if large:
+        return min(1.0, WORK_HEIGHT / (4 * height))
+    return float(np.clip(WORK_HEIGHT / height, 1.0, MAX_ENLARGE))
 
 
 def digit_height(mask: np.ndarray) -> float | None:
@@ -186,9 +196,9 @@ def _without_strays(mask: np.ndarray) -> np.ndarray:
     return np.where(drop[labels], 0, mask).astype(np.uint8)
 
 
-def make_strip(ink: np.ndarray, mask: np.ndarray, shrink: float = 1.0) -> Strip | None:
+def make_strip(ink: np.ndarray, mask: np.ndarray, scale: float = 1.0) -> Strip | None:
     """The strip of the number whose ink strength (0..1) and mask are given (`find_ink`'s, or a
-    composed number's); None without ink. `shrink`: the working image's pixels per pixel of the
+    composed number's); None without ink. `scale`: the working image's pixels per pixel of the
     image the boxes are wanted in."""
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     height = digit_height(mask) if len(rows) else None
@@ -215,7 +225,7 @@ def make_strip(ink: np.ndarray, mask: np.ndarray, shrink: float = 1.0) -> Strip 
         pixels = np.pad(pixels, ((above, HEIGHT - tall - above), (0, 0)))
     right_pad = MARGIN + (-(width + 2 * MARGIN)) % STRIDE
     pixels = np.pad(pixels, ((0, 0), (MARGIN, right_pad)))
-    return Strip(pixels, mask, (int(left), int(top)), width / mask.shape[1], shrink)
+    return Strip(pixels, mask, (int(left), int(top)), width / mask.shape[1], scale)
 
 
 def check_widened(record: dict | None, model_dir) -> None:
