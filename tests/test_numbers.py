@@ -238,6 +238,17 @@ def test_the_strip_scales_a_digit_to_mnists_height_and_widens_it(test_digits):
         assert not found.pixels[:, : strip.MARGIN].any()
 
 
+def test_small_print_is_enlarged_at_most_max_enlarge_times(test_digits):
+    images, _ = test_digits
+    scales = [
+        strip.find_ink(page.clean(written([images[k] for k in (5, 6)], scale=s)).gray)[2]
+        for s in (0.5, 1.0, 2.5)
+    ]  # digits about 10, 20 and 50 px tall
+    assert scales[0] == strip.MAX_ENLARGE
+    assert scales[1] == pytest.approx(strip.WORK_HEIGHT / 20, rel=0.25)
+    assert scales[2] == 1.0
+
+
 def test_light_on_dark_gives_the_same_strip(test_digits):
     images, _ = test_digits
     gray = written([images[k] for k in (3, 4)])
