@@ -241,8 +241,7 @@ def test_the_strip_scales_a_digit_to_mnists_height_and_widens_it(test_digits):
 def test_small_print_is_enlarged_at_most_max_enlarge_times(test_digits):
     images, _ = test_digits
     scales = [
-        strip.find_ink(page.clean(written([images[k] for k in (5, 6)], scale=s)).gray)[2]
-        for s in (0.5, 1.0, 2.5)
+        strip_of(written([images[k] for k in (5, 6)], scale=s)).scale for s in (0.5, 1.0, 2.5)
     ]  # digits about 10, 20 and 50 px tall
     assert scales[0] == strip.MAX_ENLARGE
     assert scales[1] == pytest.approx(strip.WORK_HEIGHT / 20, rel=0.25)
@@ -263,9 +262,8 @@ def test_boxes_are_each_digits_ink_in_the_image(test_digits):
     images, _ = test_digits
     for scale in (1.0, 3.0, 9.0):
         gray = written([images[k] for k in (0, 1)], gap=8, scale=scale)
-        working = strip.find_ink(page.clean(gray).gray)[2]
-        assert (working > 1.5) == (scale == 1.0) and (working < 1) == (scale == 9.0)
         found = strip_of(gray)
+        assert (found.scale > 1.5) == (scale == 1.0) and (found.scale < 1) == (scale == 9.0)
         ink = gray < 128
         columns = np.flatnonzero(ink.any(axis=0))
         gap = np.flatnonzero(np.diff(columns) > 1)[0]  # where the first digit ends
