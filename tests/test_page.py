@@ -57,6 +57,21 @@ def test_a_blurred_rule_on_a_small_page_goes():
     assert (cleaned.gray[20:60, 47] < 128).all()  # the 1 is whole
 
 
+def test_printed_bars_in_line_across_a_tight_crop_stay():
+    """A printed `777` cropped to its ink: the 7s' bars line up across the small page, each
+    as thick as a blurred rule on it, but with gaps between them: no rule, nothing removed."""
+    page = np.full((44, 96), 235.0, np.float32)
+    for left in (0, 33, 66):
+        page[2:8, left : left + 27] = 40.0  # the bar, 6 px thick, 6 px to the next one
+        for y in range(8, 42):  # the stem, down to the left
+            x = left + 24 - (y - 8) * 18 // 34
+            page[y, x - 2 : x + 3] = 40.0
+    page = cv2.GaussianBlur(page, (0, 0), 1.0)
+    cleaned = cleaning.clean(page)
+    assert not cleaned.removed.any()
+    assert (cleaned.gray[5, [10, 45, 80]] < 100).all()  # every bar is there
+
+
 def test_strokes_either_side_of_a_pale_rule_are_not_joined():
     """A 1 that ends just before a grey margin and a 3 that starts just after it: the margin
     goes, and between them there is paper, not a bar that makes the two one digit."""

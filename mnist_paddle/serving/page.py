@@ -39,7 +39,7 @@ CLOSE = 0.25  # the closing's size, a share of that side: wider than any stroke
 UNEVEN = 0.12  # paper whose brightness varies by less than this share is left as it is
 RULE_LENGTH = 0.85  # a rule runs across at least this share of the page
 RULE_THICKNESS = 0.06  # ... and is no thicker than this share of the page's other side, or
-MIN_RULE_THICKNESS = 6.0  # px: a thin rule photographed out of focus (on a small page)
+MIN_RULE_THICKNESS = 6.0  # px: a thin rule photographed out of focus (on a small page), unbroken
 DETECT = 256  # px: print is looked for on a copy whose shorter side is at most this
 MIN_GRAIN = 2.0  # gray levels: marks are 4 grains darker than the paper and at least 4 x this;
 # above it, a page with no print found is looked at again (a dense grid may be the "grain")
@@ -196,7 +196,9 @@ def _marks(smooth: np.ndarray, grain: float) -> np.ndarray:
 def find_rules(marks: np.ndarray, darkness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """uint8 masks of the straight thin lines that run across (almost) the whole page: the
     horizontal ones, and the vertical ones. Thin: at half its darkest, a rule is no thicker
-    than RULE_THICKNESS of the page (a digit's bar, drawn across a crop, is thicker)."""
+    than RULE_THICKNESS of the page (a digit's bar, drawn across a crop, is thicker), or than
+    MIN_RULE_THICKNESS when it is unbroken: printed digits' bars in line across a tight crop
+    (the tops of `77`, the feet of `22`) are as thick on a small page, with gaps between them."""
     height, width = marks.shape
     found = []
     for along, across, vertical in ((width, height, False), (height, width, True)):
@@ -216,7 +218,11 @@ def find_rules(marks: np.ndarray, darkness: np.ndarray) -> tuple[np.ndarray, np.
             x, y, w, h, _ = stats[line]
             band = darkness[y : y + h, x : x + w]
             profile = band.mean(axis=0 if vertical else 1)  # across the line
-            rules[line] = np.count_nonzero(profile >= 0.5 * profile.max()) <= thickest
+            thickness = np.count_nonzero(profile >= 0.5 * profile.max())
+            if thickness > RULE_THICKNESS * across:  # thin only by the floor: if unbroken
+                own = (labels[y : y + h, x : x + w] == line) & (marks[y : y + h, x : x + w] > 0)
+                thickness = thickness if own.any(axis=1 if vertical else 0).all() else np.inf
+            rules[line] = thickness <= thickest
         found.append((rules[labels] & (marks > 0)).astype(np.uint8))
     return found[0], found[1]
 
