@@ -211,18 +211,18 @@ def find_rules(marks: np.ndarray, darkness: np.ndarray) -> tuple[np.ndarray, np.
             found.append(np.zeros_like(marks))
             continue
         lines = np.ascontiguousarray(lines)
-        thickest = max(MIN_RULE_THICKNESS, RULE_THICKNESS * across)
         count, labels, stats, _ = cv2.connectedComponentsWithStats(lines, connectivity=8)
         rules = np.zeros(count, bool)
         for line in range(1, count):
             x, y, w, h, _ = stats[line]
-            band = darkness[y : y + h, x : x + w]
-            profile = band.mean(axis=0 if vertical else 1)  # across the line
+            box = np.s_[y : y + h, x : x + w]
+            profile = darkness[box].mean(axis=0 if vertical else 1)  # across the line
             thickness = np.count_nonzero(profile >= 0.5 * profile.max())
-            if thickness > RULE_THICKNESS * across:  # thin only by the floor: if unbroken
-                own = (labels[y : y + h, x : x + w] == line) & (marks[y : y + h, x : x + w] > 0)
-                thickness = thickness if own.any(axis=1 if vertical else 0).all() else np.inf
-            rules[line] = thickness <= thickest
+            # thin for the page, or by the floor and then unbroken: marks all along it
+            rules[line] = thickness <= RULE_THICKNESS * across or (
+                thickness <= MIN_RULE_THICKNESS
+                and ((labels[box] == line) & (marks[box] > 0)).any(axis=1 if vertical else 0).all()
+            )
         found.append((rules[labels] & (marks > 0)).astype(np.uint8))
     return found[0], found[1]
 
