@@ -17,7 +17,7 @@ from mnist_paddle.models.line import LineModel
 from mnist_paddle.serving import numbers as reading
 from mnist_paddle.serving.ctc import digit_probs, read_digits
 from mnist_paddle.serving.inference import softmax
-from mnist_paddle.serving.numbers import LONG, UNREAD, NumberReader
+from mnist_paddle.serving.numbers import LONG, VERDICT, NumberReader
 from mnist_paddle.serving.strip import FRAME_STEPS, HEIGHT, STRIDE, WIDEN, views
 from mnist_paddle.train import numbers, pages, strips
 from mnist_paddle.train.data import read_mnist
@@ -117,8 +117,8 @@ def test_the_export_gains_the_line_model(number_export):
 
 def test_the_reader_answers_with_the_fitted_probability(number_export):
     """A number's prob is the logistic fitted at the check, in the doubt of its digits' joint
-    probability; sure from the fitted threshold on, unless the line model saw a digit it did not
-    read or it has LONG digits or more."""
+    probability; sure from the fitted threshold on, unless it has LONG digits or more or is not
+    clear to both models (a digit seen but not read, a cut the digit model doubts)."""
     reader = NumberReader(number_export)
     images = read_mnist(DATA, "test")[0]
     ink = np.hstack([images[k] / 255.0 for k in (0, 1, 2)])
@@ -133,24 +133,40 @@ def test_the_reader_answers_with_the_fitted_probability(number_export):
     expected = 1 / (1 + np.exp(-(fit["slope"] * doubt + fit["intercept"])))
     assert result["prob"] == pytest.approx(expected, abs=1e-4)
     short = len(reading.digits) < LONG
-    assert result["sure"] == (short and expected >= fit["min_prob"] and reading.unread < UNREAD)
+    assert result["sure"] == (short and expected >= fit["min_prob"] and reading.clear)
+
+
+def read_as(reader, monkeypatch, length: int, verdict: float = 1.0) -> dict:
+    """The reader's answer when its models read `length` 7s, each with probability 1, the
+    digit model's least top probability on a cut being `verdict`."""
+    page = reading.Page(np.full((40, 40), 255.0, np.float32))
+    strip = np.zeros((HEIGHT, 40), np.float32)
+    boxes = [[0, 0, 1, 1]] * length
+    found = reading.Reading([7] * length, [1.0] * length, boxes, [], page, strip, verdict=verdict)
+    monkeypatch.setattr(reader, "reading", lambda gray: found)
+    return reader.read(np.zeros((40, 40), np.float32))
 
 
 def test_a_long_number_is_never_sure(number_export, monkeypatch):
     """However sure each digit: the checks' long numbers could not be held to 1% wrong."""
     reader = NumberReader(number_export)
     reader.calibration = reader.calibration | {"min_prob": 0.0}  # anything else would be sure
-    strip = np.zeros((HEIGHT, 40), np.float32)
+    assert read_as(reader, monkeypatch, LONG - 1)["sure"]
+    assert not read_as(reader, monkeypatch, LONG)["sure"]
 
-    def read_as(length):
-        page = reading.Page(np.full((40, 40), 255.0, np.float32))
-        found = reading.Reading(
-            [7] * length, [1.0] * length, [[0, 0, 1, 1]] * length, [], page, strip
-        )
-        monkeypatch.setattr(reader, "reading", lambda gray: found)
-        return reader.read(np.zeros((40, 40), np.float32))
 
-    assert read_as(LONG - 1)["sure"] and not read_as(LONG)["sure"]
+def test_a_number_is_never_sure_when_the_digit_model_doubts_a_cut(number_export, monkeypatch):
+    """The verdict is the least of the digit model's top probabilities on the cuts; below
+    VERDICT the number is not sure, however likely its reading."""
+    reader = NumberReader(number_export)
+    images = read_mnist(DATA, "test")[0]
+    gray = 255.0 - 255.0 * np.pad(np.kron(np.hstack(images[:3] / 255.0), np.ones((3, 3))), 30)
+    found = reader.reading(gray.astype(np.float32))
+    tops = reader.digit_model.digit_probabilities(found.cuts).max(axis=1)
+    assert len(tops) == 3 and found.verdict == pytest.approx(tops.min())
+    reader.calibration = reader.calibration | {"min_prob": 0.0}
+    assert read_as(reader, monkeypatch, 3, verdict=VERDICT)["sure"]
+    assert not read_as(reader, monkeypatch, 3, verdict=VERDICT - 0.01)["sure"]
 
 
 def form_of_four() -> np.ndarray:

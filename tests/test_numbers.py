@@ -74,11 +74,11 @@ def test_a_digit_seen_away_from_those_read_is_unread():
     p[4] = [0.6, 0, 0.4, 0, 0, 0, 0, 0, 0, 0, 0]  # a 1, mostly not seen, two steps off
     read = decode(p)
     assert [d.digit for d in read] == [7]
-    assert numbers.unread(read, p) == pytest.approx(0.4)
+    assert ctc.unread(read, p) == pytest.approx(0.4)
     p[3] = p[4]
     p[4] = probs_of("-")[0]  # the same, next to the 7
-    assert numbers.unread(read, p) == pytest.approx(1 - p[4:, 0].min())
-    assert numbers.unread(decode(probs_of("333")), probs_of("333")) == 0.0  # no step left
+    assert ctc.unread(read, p) == pytest.approx(1 - p[4:, 0].min())
+    assert ctc.unread(decode(probs_of("333")), probs_of("333")) == 0.0  # no step left
 
 
 def test_the_beam_reads_a_digit_no_single_step_is_sure_of():

@@ -16,7 +16,8 @@ classes with repeats merged and blanks dropped, so many paths give the same digi
    greedy digits is a candidate too, and the candidate likeliest under all the readings
    together wins (`log_likelihood`, summed);
 4. `digit_probs`: each digit's probabilities of the ten digits, its most at its steps in every
-   reading (in the others, where `placed` puts it), their geometric mean over the readings.
+   reading (in the others, where `placed` puts it), their geometric mean over the readings;
+5. `unread`: the most a digit is given at a step away from every digit read (one missed).
 """
 
 from __future__ import annotations
@@ -187,3 +188,12 @@ def digit_probs(readings: Sequence[np.ndarray], read: list[Digit]) -> np.ndarray
         logs.append(np.log(np.maximum(span_probs(probs, spans), 1e-30)))
     mean = np.exp(np.mean(logs, axis=0))
     return mean / mean.sum(axis=1, keepdims=True)
+
+
+def unread(read: list[Digit], steps: np.ndarray) -> float:
+    """The highest probability of any digit at the (T, 11) `steps` more than one step away
+    from every digit `read` (0 when there is no such step)."""
+    near = np.zeros(len(steps), bool)
+    for d in read:
+        near[max(0, d.steps[0] - 1) : d.steps[1] + 2] = True
+    return float(1 - steps[~near, BLANK].min()) if not near.all() else 0.0

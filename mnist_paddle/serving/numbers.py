@@ -19,8 +19,9 @@ frames side by side (unless ink lies outside the boxes found). Else the two mode
    line model's from all three readings: ctc.digit_probs; the verdict counts less on a cut
    from a piece shared with a neighbour), with that probability; its box is its ink. The
    number's probability of being read right is fitted on numbers of validation digits and
-   fonts (train/number_check.py); it is `sure` above the threshold chosen there (one read with
-   LONG digits or more never is).
+   fonts (train/number_check.py); it is `sure` above the threshold chosen there, unless it
+   has LONG digits or more, or the line model saw a digit it did not read, or the digit model
+   doubts one of the cuts (`Reading.clear`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import numpy as np
 
 from mnist_paddle.errors import UserError
 from mnist_paddle.serving import gpu
-from mnist_paddle.serving.ctc import BLANK, Digit, digit_probs, read_digits, span_probs
+from mnist_paddle.serving.ctc import Digit, digit_probs, read_digits, span_probs, unread
 from mnist_paddle.serving.inference import (
     Recognizer,
     checked_file,
@@ -65,14 +66,12 @@ TOUCHING = 0.5
 # of its doubt, which spreads out the confident readings (train/number_check.py fits it; 1e-6
 # fitted the check's numbers best, docs/numbers.md)
 DOUBT_FLOOR = 1e-6
+# a number is never sure when the digit model gives no digit this much on one of its cuts (on
+# the tuning sets: fewer sure numbers wrong, and more sure; docs/numbers.md)
+VERDICT = 0.9
 # what a check's fit must be of (an older check's is refused)
-DOUBT = {
-    "doubt_floor": DOUBT_FLOOR,
-    "beam_share": True,
-    "views": 3,
-    "digit_views": 3,
-    "touching_verdict": TOUCHING,
-}
+DOUBT = {"doubt_floor": DOUBT_FLOOR, "beam_share": True, "views": 3, "digit_views": 3}
+DOUBT |= {"touching_verdict": TOUCHING, "verdict": VERDICT}
 NOTHING_READ = -100.0  # log-probability of a reading of no digit at all
 # a number is never sure when the line model gives a digit this much at a step away from every
 # digit read (most sure numbers read wrong lost a digit pressed into its neighbour this way)
@@ -93,6 +92,13 @@ class Reading(NamedTuple):
     strip: Strip | None  # what the line model read (None: the digits were in a form's boxes)
     unread: float = 0.0  # the most the line model gave a digit at a step away from those read
     share: float = 1.0  # the beam's share of these digits: the line model's doubt about them
+    verdict: float = 1.0  # the least of the digit model's top probabilities on the cuts
+
+    @property
+    def clear(self) -> bool:
+        """Whether both models saw these digits without doubt: no digit left unread, and the
+        digit model sure enough of each cut (never sure otherwise, whatever the number's prob)."""
+        return self.unread < UNREAD and self.verdict >= VERDICT
 
 
 class NumberReader:
@@ -137,7 +143,8 @@ class NumberReader:
         verdicts = self.digit_model.digit_probabilities(cuts) if cuts else np.ones((0, 10))
         digits, probs = both(digit_probs([steps, *others], read), verdicts, touching)
         boxes = [strip.box(*c) for c in columns]
-        return Reading(digits, probs, boxes, cuts, page, strip, unread(read, steps), share)
+        verdict = float(verdicts.max(axis=1).min()) if len(verdicts) else 1.0
+        return Reading(digits, probs, boxes, cuts, page, strip, unread(read, steps), share, verdict)
 
     def _boxes(self, page: Page) -> Reading | None:
         """A form: each box with ink in it holds one digit, made an MNIST frame; each digit is
@@ -178,7 +185,7 @@ class NumberReader:
         else:
             prob = number_prob(fit, log_prob(reading.probs, reading.share))
             short = len(reading.digits) < LONG
-            sure = short and prob >= fit["min_prob"] and reading.unread < UNREAD
+            sure = short and prob >= fit["min_prob"] and reading.clear
         return {
             "number": "".join(str(d) for d in reading.digits),
             "prob": round(prob, 4),
@@ -240,15 +247,6 @@ def missed_digits(read: list[Digit], steps: np.ndarray, strip: Strip) -> list[Di
         if int(probs.argmax()) not in beside:
             added.append(Digit(int(probs.argmax()), float(probs.max()), (first, last)))
     return sorted(read + added, key=lambda d: sum(d.steps)) if added else read
-
-
-def unread(read: list[Digit], steps: np.ndarray) -> float:
-    """The highest probability of any digit at the (T, 11) `steps` more than one step away
-    from every digit `read` (0 when there is no such step)."""
-    near = np.zeros(len(steps), bool)
-    for d in read:
-        near[max(0, d.steps[0] - 1) : d.steps[1] + 2] = True
-    return float(1 - steps[~near, BLANK].min()) if not near.all() else 0.0
 
 
 def both(lines: np.ndarray, verdicts: np.ndarray, touching=None) -> tuple[list, list]:

@@ -26,7 +26,6 @@ from mnist_paddle.serving.inference import METADATA, read_metadata
 from mnist_paddle.serving.numbers import (
     DOUBT,
     LONG,
-    UNREAD,
     NumberReader,
     doubt,
     log_prob,
@@ -121,22 +120,22 @@ def check_reader(model_dir: Path, images, labels, check, processes: int = 1) -> 
     read, fit a number's probability of being right (a logistic in the doubt of its reading,
     serving/numbers.number_prob) and choose the thresholds above which at most
     `check.max_sure_error` of the numbers (counted `check.margin` standard errors high), and of
-    the digits of numbers read at the right length, are wrong in each kind; a number in which the
-    line model saw a digit it did not read, or read with LONG digits or more, is never sure. On
-    those read box by box, the threshold for the product of the digits' probabilities.
+    the digits of numbers read at the right length, are wrong in each kind; a number read with
+    LONG digits or more, or not clear to both models (serving/numbers.Reading.clear), is never
+    sure. On those read box by box, the threshold for the product of the digits' probabilities.
     Returns {"read": {kind: share read whole}, "calibration": {...}}."""
     numbers = check_numbers(check, labels)
     results = _read_all(model_dir, images, numbers, processes)
     kinds, lengths, right, boxed, line, log_probs, clear = [], [], [], [], [], [], []
     digit_kinds, digit_probs, digit_right = [], [], []
-    for (kind, digits, _), (read, probs, share, in_boxes, unread) in zip(numbers, results):
+    for (kind, digits, _), (read, probs, share, in_boxes, is_clear) in zip(numbers, results):
         kinds.append(kind)
         lengths.append(len(read))
         right.append(read == digits)
         boxed.append(in_boxes)
         line.append(kind != "boxes" and not in_boxes)  # read by the line model
         log_probs.append(log_prob(probs, share))
-        clear.append(unread < UNREAD)
+        clear.append(is_clear)
         if len(read) == len(digits) and line[-1]:
             digit_kinds += [kind] * len(probs)
             digit_probs += probs
@@ -147,7 +146,7 @@ def check_reader(model_dir: Path, images, labels, check, processes: int = 1) -> 
     slope, intercept = calibrate.fit_logistic(doubt(log_probs[line]), right[line])
     fit = {"slope": slope, "intercept": intercept} | DOUBT
     prob = number_prob(fit, log_probs[line])
-    may_be_sure = np.where(clear[line], prob, 0.0)  # a digit seen but not read: never sure
+    may_be_sure = np.where(clear[line], prob, 0.0)  # not Reading.clear: never sure
     # the reader can tell how many digits it read, not whether they were handwritten
     long, hand = lengths[line] >= LONG, np.where(kinds[line] == "typeset", "typeset", "hand")
     fit["min_prob"] = _strictest(may_be_sure[~long], right[line][~long], hand[~long], check)
@@ -225,15 +224,15 @@ def _start_reading(model_dir: Path, images) -> None:
 
 def _read(item: tuple[int, tuple[str, list[int], list[int]]]) -> tuple:
     """Number `i` of the check, (kind, digits, picks), made into a page and read: (digits read,
-    their probabilities, the beam's share of them, read box by box, unread)."""
+    their probabilities, the beam's share of them, read box by box, Reading.clear)."""
     i, (kind, digits, picks) = item
     w = _WORKER
     rng = np.random.default_rng([SEED, i])
     page = _page(kind, digits, w["images"][picks], w["fonts"], rng)
     reading = w["reader"].reading(cv2.cvtColor(page, cv2.COLOR_BGR2GRAY).astype(np.float32))
     if reading is None:
-        return [], [], 1.0, False, 1.0
-    return reading.digits, reading.probs, reading.share, reading.strip is None, reading.unread
+        return [], [], 1.0, False, False
+    return reading.digits, reading.probs, reading.share, reading.strip is None, reading.clear
 
 
 def _strictest(prob: np.ndarray, right: np.ndarray, kinds: np.ndarray, check) -> float:
