@@ -84,6 +84,23 @@ def test_predictor_logits_equal_dygraph_logits(exported, trained, batch):
     np.testing.assert_allclose(softmax(got).sum(axis=1), 1.0, rtol=1e-5)
 
 
+def test_predictors_keep_their_tensors_unless_the_environment_says(exported, monkeypatch):
+    """Predictors switch off the executor's collector thread (FLAGS_eager_delete_tensor_gb -1,
+    docs/speed.md) unless the environment sets the flag; either way the logits are the same."""
+    flag = "FLAGS_eager_delete_tensor_gb"
+    images, _ = arrays(load_mnist(DataConfig(root=str(DATA), test_limit=16), "test"))
+    monkeypatch.setenv(flag, "0")
+    paddle.set_flags({flag: 0.0})
+    collecting = Recognizer(exported)
+    assert paddle.get_flags([flag])[flag] == 0.0
+    one, many = collecting.logits(images[:1]), collecting.logits(images)
+    monkeypatch.delenv(flag)
+    keeping = Recognizer(exported)
+    assert paddle.get_flags([flag])[flag] == -1.0
+    np.testing.assert_array_equal(keeping.logits(images[:1]), one)
+    np.testing.assert_array_equal(keeping.logits(images), many)
+
+
 def test_default_checkpoint_is_the_newest_finetuned_else_the_newest(tmp_path, trained):
     cfg, _ = trained
     with pytest.raises(UserError, match="no trained model under"):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import paddle
 import paddle.inference as paddle_infer
 
 from mnist_paddle.digits import normalize
@@ -83,6 +84,11 @@ def create_predictor(config: paddle_infer.Config, model_dir: Path) -> _Predictor
     """A Paddle Inference predictor, Paddle's log lines silenced; a model it cannot load is a
     one-line error naming the export folder."""
     config.disable_glog_info()
+    # Paddle's executor hands each tensor it is done with to a collector thread, waking it every
+    # time: for models this small that costs more than their kernels (docs/speed.md). Kept, the
+    # tensors are reused by the next run. A value set in the environment stands.
+    if "FLAGS_eager_delete_tensor_gb" not in os.environ:
+        paddle.set_flags({"FLAGS_eager_delete_tensor_gb": -1.0})
     try:
         return _Predictor(paddle_infer.create_predictor(config))
     except Exception as e:  # Paddle raises its own error types for unreadable model files
