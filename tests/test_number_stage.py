@@ -115,15 +115,20 @@ def test_the_export_gains_the_line_model(number_export):
     assert not list(number_export.parent.glob(".inference-*"))  # no staging folder left
 
 
+def written(*indices: int) -> np.ndarray:
+    """The MNIST test digits at `indices` side by side, three times their size, dark on a white
+    page with a 30-px margin: (H, W) float32 gray levels."""
+    images = read_mnist(DATA, "test")[0]
+    ink = np.hstack([images[k] / 255.0 for k in indices])
+    return (255.0 - 255.0 * np.pad(np.kron(ink, np.ones((3, 3))), 30)).astype(np.float32)
+
+
 def test_the_reader_answers_with_the_fitted_probability(number_export):
     """A number's prob is the logistic fitted at the check, in the doubt of its digits' joint
     probability; sure from the fitted threshold on, unless it has LONG digits or more or is not
     clear to both models (a digit seen but not read, a cut the digit model doubts)."""
     reader = NumberReader(number_export)
-    images = read_mnist(DATA, "test")[0]
-    ink = np.hstack([images[k] / 255.0 for k in (0, 1, 2)])
-    gray = 255.0 - 255.0 * np.pad(np.kron(ink, np.ones((3, 3))), 30)
-    result = reader.read(gray.astype(np.float32))
+    result = reader.read(written(0, 1, 2))
     reading = result["reading"]
     assert result["number"] == "".join(str(d) for d in reading.digits)
     fit = reader.calibration
@@ -159,9 +164,7 @@ def test_a_number_is_never_sure_when_the_digit_model_doubts_a_cut(number_export,
     """The verdict is the least of the digit model's top probabilities on the cuts; below
     VERDICT the number is not sure, however likely its reading."""
     reader = NumberReader(number_export)
-    images = read_mnist(DATA, "test")[0]
-    gray = 255.0 - 255.0 * np.pad(np.kron(np.hstack(images[:3] / 255.0), np.ones((3, 3))), 30)
-    found = reader.reading(gray.astype(np.float32))
+    found = reader.reading(written(0, 1, 2))
     tops = reader.digit_model.digit_probabilities(found.cuts).max(axis=1)
     assert len(tops) == 3 and found.verdict == pytest.approx(tops.min())
     reader.calibration = reader.calibration | {"min_prob": 0.0}
@@ -285,9 +288,7 @@ def test_each_digit_is_the_likeliest_under_both_models(number_export, monkeypatc
     """The line model's probabilities and the digit model's verdict on each digit's cut multiply: a
     verdict sure of a 7 makes a digit a 7 unless the line model rules 7 out."""
     reader = NumberReader(number_export)
-    images = read_mnist(DATA, "test")[0]
-    ink = np.hstack([images[k] / 255.0 for k in (1, 2)])
-    gray = 255.0 - 255.0 * np.pad(np.kron(ink, np.ones((3, 3))), 30)
+    gray = written(1, 2)
     pixels = reader.reading(gray).strip.pixels
     readings = [softmax(reader.logits(p)) for p in (pixels, *views(pixels))]
     read, _ = read_digits(readings[0], readings[1:])
