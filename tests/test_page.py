@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from conftest import DATA, run_tool
 
+from mnist_paddle.serving import light, strip
 from mnist_paddle.serving import page as cleaning
-from mnist_paddle.serving import strip
 from mnist_paddle.serving.preprocess import page_digit
 from mnist_paddle.train import pages
 from mnist_paddle.train.data import read_mnist
@@ -280,14 +280,33 @@ def test_a_bold_filled_loop_is_no_shade():
     page = np.full((112, 112), 240.0, np.float32)
     cv2.circle(page, (56, 70), 16, 20.0, -1)  # the filled loop
     page[20:30, 30:90] = 20.0  # and a bar
-    assert np.array_equal(cleaning.flatten(page), page)
+    assert np.array_equal(light.flatten(page), page)
     shaded = page.copy()
     shaded[80:, 80:] *= 0.5  # a shadow over the corner
-    assert cleaning.flatten(shaded)[100, 100] > 200
-    # smaller than the coarse copy, the closing is too narrow to tell a loop from small print's
-    # blurred strokes: such a page is divided out as before
+    assert light.flatten(shaded)[100, 100] > 200
+    # on a page smaller than the coarse copy the loop is as wide as the usual closing, which
+    # divides it out; read as a single digit, the wider closing closes it and leaves the page
     small = cv2.resize(page, (48, 48), interpolation=cv2.INTER_AREA)
-    assert not np.array_equal(cleaning.flatten(small), small)
+    assert not np.array_equal(light.flatten(small), small)
+    assert np.array_equal(light.flatten(small, wide=True), small)
+
+
+def test_a_bold_digit_cropped_close_keeps_its_strokes():
+    """A bold 1 in a close crop, 14 px of a 48-px page, with the light falling off across it:
+    wider than the usual closing, the stroke was taken for shade and divided out to its rims.
+    A shadow's band along the crop's edge, narrower than the wide closing, is shade all the
+    same."""
+    page = np.full((60, 48), 220.0, np.float32)
+    page[6:54, 17:31] = 30.0
+    falling = page * np.linspace(1.0, 0.6, 48, dtype=np.float32)
+    flat = cleaning.clean(falling, one_digit=True).gray
+    assert flat[30, 24] < 60  # the stroke's middle
+    assert abs(flat[30, 3] - flat[30, 44]) < 10  # the paper evened out either side
+    assert cleaning.clean(falling).gray[30, 24] > 150  # hollowed: a number's page keeps that
+    banded = page.copy()
+    banded[:, 42:] *= 0.5  # the band, 6 px wide
+    flat = light.flatten(banded, wide=True)
+    assert flat[30, 45] > 200 and flat[30, 24] < 60
 
 
 def test_a_board_lit_in_its_middle_is_flattened():
@@ -297,7 +316,7 @@ def test_a_board_lit_in_its_middle_is_flattened():
     ys, xs = np.mgrid[0:120, 0:200].astype(np.float32)
     page = 50.0 + 90.0 * np.exp(-(((xs - 100) / 60) ** 2) - ((ys - 60) / 40) ** 2)
     page[20:100, 60:66] = page[20:100, 134:140] = 235.0  # chalk strokes
-    flat = cleaning.flatten(page)
+    flat = light.flatten(page)
     assert abs(flat[60, 100] - flat[5, 5]) < 40  # 89 when the spot was taken for a loop
     assert flat[60, 63] < 60 and flat[60, 137] < 60
 
@@ -325,7 +344,7 @@ def test_a_grid_along_the_border_does_not_turn_the_page_over():
 def test_quantiles_are_numpys():
     values = np.random.default_rng(0).normal(size=(37, 23)).astype(np.float32)
     qs = [0.0, 0.02, 0.5, 0.98, 1.0]
-    assert np.allclose(cleaning.quantiles(values, qs), np.quantile(values, qs), atol=1e-6)
+    assert np.allclose(light.quantiles(values, qs), np.quantile(values, qs), atol=1e-6)
 
 
 def test_debug_dir_shows_the_cleaned_page(exported, digits, tmp_path):

@@ -5,7 +5,7 @@ import re
 import numpy as np
 from conftest import DATA, run_tool
 
-from mnist_paddle.bench.pages import DIGIT_GROUPS, NUMBER_GROUPS
+from mnist_paddle.bench.pages import CROP_GROUPS, DIGIT_GROUPS, NUMBER_GROUPS
 from mnist_paddle.bench.realworld import GROUPS, evaluate, make_realworld, naive_input
 from mnist_paddle.serving.inference import Recognizer
 from mnist_paddle.train import fonts, synth
@@ -87,10 +87,10 @@ def test_the_set_is_fixed_by_its_seed(tmp_path):
     numbers = ("numbers_paper", "numbers_printed", "numbers_long")
     assert [r["group"] for r in rows] == [g for g in groups for _ in range(12)] + [
         g for g in numbers for _ in range(5)
-    ] + [g for g in DIGIT_GROUPS + NUMBER_GROUPS for _ in range(2)]
+    ] + [g for g in DIGIT_GROUPS + NUMBER_GROUPS + CROP_GROUPS for _ in range(2)]
     assert all(2 <= len(r["label"]) <= 6 and r["label"].isdigit() for r in rows[36:46])
     assert all(7 <= len(r["label"]) <= 12 and r["label"].isdigit() for r in rows[46:51])
-    assert all(len(r["label"]) == 1 for r in rows if r["group"] in DIGIT_GROUPS)
+    assert all(len(r["label"]) == 1 for r in rows if r["group"] in DIGIT_GROUPS + CROP_GROUPS)
     labels = read_idx(DATA / "t10k-labels-idx1-ubyte.gz")
     for r in rows:
         assert (tmp_path / "a" / r["path"]).is_file()
@@ -102,7 +102,7 @@ def test_the_set_is_fixed_by_its_seed(tmp_path):
 def test_evaluation_beats_the_naive_way(tmp_path, exported):
     make_realworld(tmp_path, DATA, count=40, seed=0, numbers=0, pages=0)
     results = evaluate(Recognizer(exported), tmp_path, DATA)
-    plain = [g for g in GROUPS if g not in DIGIT_GROUPS]
+    plain = [g for g in GROUPS if g not in DIGIT_GROUPS + CROP_GROUPS]
     assert set(results) == {*plain, "mnist_test"}
     assert results["mnist_test"]["images"] == 10_000
     for group in plain:
@@ -123,7 +123,7 @@ def test_tools_write_the_set_and_the_report(tmp_path, exported):
         *("--out", str(tmp_path / "set"), "--count", "10", "--numbers", "4", "--pages", "2"),
     )
     assert made.returncode == 0, made.stderr
-    assert "image 58/58, 0 s left" in made.stdout  # 3 x 10 digits, 3 x 4 numbers, 8 x 2 pages
+    assert "image 60/60, 0 s left" in made.stdout  # 3 x 10 digits, 3 x 4 numbers, 9 x 2 pages
     report = run_tool(
         "tools/eval_realworld.py",
         "--data",
@@ -134,9 +134,9 @@ def test_tools_write_the_set_and_the_report(tmp_path, exported):
         str(tmp_path / "bench"),
     )
     assert report.returncode == 0, report.stderr
-    assert "image 38/38, 0 s left" in report.stdout  # the digit groups: 3 x 10 and 4 x 2
+    assert "image 40/40, 0 s left" in report.stdout  # the digit groups: 3 x 10 and 5 x 2
     for group in GROUPS:
-        assert f"| {group} | {2 if group in DIGIT_GROUPS else 10} |" in report.stdout
+        assert f"| {group} | {2 if group in DIGIT_GROUPS + CROP_GROUPS else 10} |" in report.stdout
     assert "| mnist_test | 10,000 |" in report.stdout
     assert "nan" not in report.stdout
     assert "Whole numbers" not in report.stdout  # the export has no line model: no numbers read

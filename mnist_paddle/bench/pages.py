@@ -6,6 +6,7 @@ with a shadow across the page (train/pages.py draws them).
     photo_digits                                   one printed digit a page
     ruled_numbers, squared_numbers, boxes_numbers  a number of 2-6 handwritten digits a page
     photo_numbers                                  a printed number of 2-6 digits a page
+    photo_crops                                    one printed digit, the photo cropped close
 
 Handwritten digits are MNIST digits (the test digits for the evaluation set), printed ones are
 set in the fonts given (the evaluation fonts for it).
@@ -19,6 +20,7 @@ from mnist_paddle.train import pages, synth
 
 DIGIT_GROUPS = ("ruled_digits", "squared_digits", "boxes_digits", "photo_digits")
 NUMBER_GROUPS = ("ruled_numbers", "squared_numbers", "boxes_numbers", "photo_numbers")
+CROP_GROUPS = ("photo_crops",)  # made apart (make_crops), so that the groups above stay as made
 
 
 def make_pages(count: int, images, labels, fonts, rng) -> list[tuple[str, str, np.ndarray]]:
@@ -39,11 +41,22 @@ def make_pages(count: int, images, labels, fonts, rng) -> list[tuple[str, str, n
     return made
 
 
-def _photographed_print(text: str, fonts, rng) -> np.ndarray:
-    """`text` printed in one of `fonts` on paper, photographed (pages.photographed)."""
+def make_crops(count: int, fonts, rng) -> list[tuple[str, str, np.ndarray]]:
+    """`count` photographed printed digits, each photo cropped close around its digit (people
+    crop their photos): (group, label, BGR page)."""
+    made = []
+    for _ in range(count):
+        text = str(rng.integers(0, 10))
+        made.append(("photo_crops", text, _photographed_print(text, fonts, rng, (0.0, 0.1), 0)))
+    return made
+
+
+def _photographed_print(text: str, fonts, rng, margin=(0.3, 1.0), least=4) -> np.ndarray:
+    """`text` printed in one of `fonts` on paper, photographed (pages.photographed); around the
+    print (its glyph's 4 px), `least` px and a share of its size drawn from `margin`."""
     size = int(rng.integers(24, 120))
     coverage = synth.glyph(text, fonts[rng.integers(len(fonts))], size, rng.uniform(-0.2, 0.2))
-    margins = tuple((int(s * rng.uniform(0.3, 1.0)) + 4,) * 2 for s in coverage.shape)
+    margins = tuple((int(s * rng.uniform(*margin)) + least,) * 2 for s in coverage.shape)
     paper, ink = rng.uniform(190, 255, size=3), rng.uniform(0, 80, size=3)
     page = synth.compose(np.pad(coverage, margins), paper, ink, rng)
     return pages.photographed(page, rng)

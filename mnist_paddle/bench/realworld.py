@@ -27,7 +27,13 @@ from mnist_paddle.bench.numbers import evaluate as number_scores
 from mnist_paddle.bench.numbers import long_length, random_number
 from mnist_paddle.bench.numbers import number_on_paper as number_paper
 from mnist_paddle.bench.numbers import to_markdown as numbers_table
-from mnist_paddle.bench.pages import DIGIT_GROUPS, NUMBER_GROUPS, make_pages
+from mnist_paddle.bench.pages import (
+    CROP_GROUPS,
+    DIGIT_GROUPS,
+    NUMBER_GROUPS,
+    make_crops,
+    make_pages,
+)
 from mnist_paddle.digits import normalize
 from mnist_paddle.errors import UserError
 from mnist_paddle.fileio import atomic_path, write_json, write_text
@@ -40,7 +46,7 @@ from mnist_paddle.train.loader import split_validation
 from mnist_paddle.train.rundir import Progress
 from mnist_paddle.train.synth import number_length
 
-GROUPS = ("mnist_paper", "printed", "printed_unseen") + DIGIT_GROUPS
+GROUPS = ("mnist_paper", "printed", "printed_unseen") + DIGIT_GROUPS + CROP_GROUPS
 TUNING_DIGITS = 5000  # the training digits the quick start's runs hold out (data.val_size)
 
 
@@ -70,7 +76,7 @@ def make_realworld(
         images, labels = read_mnist(data_root, "test")
         fonts = {"printed": matplotlib_fonts(), "unseen": debian_fonts(EVAL_FONTS)}
     rows = []
-    pages_made = len(DIGIT_GROUPS + NUMBER_GROUPS) * pages
+    pages_made = len(DIGIT_GROUPS + NUMBER_GROUPS + CROP_GROUPS) * pages
     progress = Progress(3 * count + 3 * numbers + pages_made, "  ", "image")
 
     def keep(row: list) -> None:
@@ -105,6 +111,9 @@ def make_realworld(
         i = counters[group] = counters.get(group, -1) + 1
         ext = ".jpg" if group.startswith("photo") or rng.random() < 0.3 else ".png"
         keep(_save(out, group, i, label, page, ext, rng) + [""])
+    crop_rng = np.random.default_rng([seed, 1])  # draws of their own: the groups above stay
+    for i, (group, label, page) in enumerate(make_crops(pages, unseen, crop_rng)):
+        keep(_save(out, group, i, label, page, ".jpg", crop_rng) + [""])
     with atomic_path(out / "labels.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["path", "group", "label", "mnist_index"])  # index: in the test set

@@ -1,6 +1,7 @@
 """Serving: the exported model answering for image files and HTTP requests.
 
     page        the page cleaned first: uneven light flattened, printed rules and a form's boxes
+    light       the page's uneven light evened out: the paper's brightness divided out
     forms       a form's boxes found on the page, each box a cell holding one digit
     debug       what the readers saw, as pictures (--debug-dir, the service's page)
     images      image files and bytes -> gray levels (any common format, size limits, transparency)

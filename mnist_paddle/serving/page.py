@@ -3,11 +3,8 @@
 People write digits on ruled and squared paper, into the printed boxes of a form, and photograph
 pages with a shadow across them. `clean` takes those away, for single digits and numbers alike:
 
-1. uneven light (`flatten`): the paper's brightness is estimated locally (the page with its
-   strokes closed over, at a coarse scale) and divided out, so a shadow's edge is no stroke;
-   a page lit evenly is left as it is, and so is one whose paper, under dark ink, looks darker
-   only inside it (uneven light reaches the page's edge; a bold digit's filled loop does not;
-   on pages of COARSE pixels or more, where the closing is wider than a stroke);
+1. uneven light (`light.flatten`): the paper's brightness is estimated locally (the page with
+   its strokes closed over, at a coarse scale) and divided out, so a shadow's edge is no stroke;
 2. a form's boxes (forms.find_boxes): pieces of print that close into a rectangle, or a comb of
    them (walls across the whole height between its top and bottom edges); each box is a cell,
    its content read as one digit, and the printed walls go;
@@ -26,17 +23,14 @@ photo of digits on plain paper.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from mnist_paddle.serving.forms import BOX_SIZE, find_boxes, runs
+from mnist_paddle.serving.light import flatten, quantiles
 
-COARSE = 64  # px: the shorter side of the copy the paper's brightness is estimated on
-CLOSE = 0.25  # the closing's size, a share of that side: wider than any stroke
-UNEVEN = 0.12  # paper whose brightness varies by less than this share is left as it is
 RULE_LENGTH = 0.85  # a rule runs across at least this share of the page
 RULE_THICKNESS = 0.06  # ... and is no thicker than this share of the page's other side, or
 MIN_RULE_THICKNESS = 6.0  # px: a thin rule photographed out of focus (on a small page), unbroken
@@ -56,10 +50,11 @@ class Page:
     removed: np.ndarray | None = None
 
 
-def clean(gray: np.ndarray) -> Page:
+def clean(gray: np.ndarray, one_digit: bool = False) -> Page:
     """The page in `gray` (H, W) gray levels 0..255, with uneven light, boxes and rules taken
-    away (see the module's docstring)."""
-    flat = flatten(gray)
+    away (see the module's docstring); `one_digit`: the page holds a single digit, which may
+    fill a close crop (`light.flatten`)."""
+    flat = flatten(gray, wide=one_digit)
     if min(flat.shape) < 3 * BOX_SIZE:
         return Page(flat, [], np.zeros(flat.shape, np.uint8))
     (paper,) = quantiles(flat[:: _step(flat), :: _step(flat)], [0.5])
@@ -105,73 +100,6 @@ def _full_size(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         return mask
     big = cv2.resize(mask, shape[::-1], interpolation=cv2.INTER_NEAREST)
     return cv2.dilate(big, np.ones((3, 3), np.uint8))
-
-
-def flatten(gray: np.ndarray) -> np.ndarray:
-    """`gray` as dark ink on a light ground (light ink on a dark ground turned over) and, when
-    the light falls unevenly, with the paper's local brightness divided out."""
-    gray = gray.astype(np.float32)
-    scale = min(1.0, COARSE / min(gray.shape))
-    small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    size = max(3, int(CLOSE * min(small.shape)) | 1)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
-    # the ground with the strokes closed over, were they dark, and were they light
-    dark_ink = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel)
-    # a filled loop is no shade (below); on a page smaller than the coarse copy a small print's
-    # blurred strokes are as wide as the closing and are not closed over: not there
-    even = _even(dark_ink, inside_only=min(gray.shape) >= COARSE)
-    light_ink = None if even else cv2.morphologyEx(small, cv2.MORPH_OPEN, kernel)
-    if light_ink is None or _even(255.0 - light_ink):  # evenly lit: ink the far side of the ground
-        # the ground is the page's median, not its border's: a grid's lines may run along it
-        low, ground, high = quantiles(small, [0.01, 0.5, 0.99])
-        return 255.0 - gray if high - ground > ground - low else gray
-    if _light_ink(small, size):  # chalk on a board in uneven light: turned over
-        gray, paper = 255.0 - gray, 255.0 - light_ink
-    else:
-        paper = dark_ink
-    paper = cv2.GaussianBlur(paper, (0, 0), 1.0)  # closing keeps a shadow's edge: blur little
-    (high,) = quantiles(paper, [0.98])
-    paper = cv2.resize(paper, gray.shape[::-1], interpolation=cv2.INTER_LINEAR)
-    return np.clip(gray / np.maximum(paper, 1.0) * high, 0, 255).astype(np.float32)
-
-
-def quantiles(values: np.ndarray, qs: list[float]) -> list[float]:
-    """np.quantile(values, qs) (linear interpolation) by one partial sort: several times faster
-    on a page's few thousand pixels, equal within float32 rounding."""
-    values = values.ravel()
-    positions = [q * (values.size - 1) for q in qs]
-    below = [math.floor(p) for p in positions]
-    above = [min(b + 1, values.size - 1) for b in below]
-    ordered = np.partition(values, sorted(set(below + above)))
-    return [
-        float(ordered[b]) + (float(ordered[a]) - float(ordered[b])) * (p - b)
-        for p, b, a in zip(positions, below, above)
-    ]
-
-
-def _even(paper: np.ndarray, inside_only: bool = False) -> bool:
-    """Whether the paper's brightness varies by less than UNEVEN of itself, or, with
-    `inside_only`, is that much darker only inside the page: uneven light reaches the page's
-    edge, where a bold digit's filled loop, which the closing could not open up, does not. (Not
-    for the ground under light ink: there the page's lit middle would pass for a loop.)"""
-    low, high = quantiles(paper, [0.02, 0.98])
-    if high <= 0 or (high - low) / high < UNEVEN:
-        return True
-    if not inside_only:
-        return False
-    edge = min(paper[0].min(), paper[-1].min(), paper[:, 0].min(), paper[:, -1].min())
-    return bool(edge >= (1 - UNEVEN) * high)
-
-
-def _light_ink(small: np.ndarray, size: int) -> bool:
-    """Whether the strokes are lighter than what is around them: the pixels far from their
-    neighbourhood's median are more often lighter than it (a shadow's edge, or a page's overall
-    brightness, is no stroke and says nothing)."""
-    around = cv2.medianBlur(np.clip(small, 0, 255).astype(np.uint8), min(size, 255))
-    off = small - around
-    (spread,) = quantiles(np.abs(off), [0.99])
-    strokes = np.abs(off) > 0.5 * spread
-    return bool(np.count_nonzero(strokes & (off > 0)) > np.count_nonzero(strokes & (off < 0)))
 
 
 def _grain(smooth: np.ndarray, lines_out: bool = False) -> float:

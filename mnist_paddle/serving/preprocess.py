@@ -26,7 +26,8 @@ import numpy as np
 
 from mnist_paddle.errors import UserError
 from mnist_paddle.serving.images import read_gray
-from mnist_paddle.serving.page import Page, clean, quantiles
+from mnist_paddle.serving.light import quantiles
+from mnist_paddle.serving.page import Page, clean
 
 SIZE = 28  # MNIST's frame
 BOX = 20  # MNIST's digits fit a 20x20 box inside the frame
@@ -46,7 +47,7 @@ def page_digit(gray: np.ndarray) -> tuple[np.ndarray | None, Page]:
     """The digit on a page, (28, 28) float32 0..255 like MNIST's (None when there is no ink),
     and the page cleaned (page.py: even light, no rules, no boxes): the digit is made from its
     one box's content when it has one box, else from the whole cleaned page."""
-    page = clean(gray)
+    page = clean(gray, one_digit=True)
     region = page.gray
     if len(page.cells) == 1:
         x, y, w, h = page.cells[0]
