@@ -39,7 +39,8 @@ def flatten(gray: np.ndarray, wide: bool = False) -> np.ndarray:
     dark_ink, edge = _closing(small, size), False
     # a filled loop is no shade (below); on a page smaller than the coarse copy a small print's
     # blurred strokes are as wide as the closing and are not closed over: not there
-    even = _even(dark_ink, inside_only=min(gray.shape) >= COARSE)
+    inside_only = min(gray.shape) >= COARSE
+    even = _even(dark_ink, inside_only)
     if wide and not even:  # uneven light, or strokes wider than the closing left in its ground
         # on a copy half as large: at full size a wide disc costs 14 times a narrow one's work
         half = cv2.resize(small, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
@@ -50,7 +51,7 @@ def flatten(gray: np.ndarray, wide: bool = False) -> np.ndarray:
         edge = hollowed > HOLLOW * bright
         if edge:
             size, dark_ink = wide_size, closed
-            even = _even(dark_ink, inside_only=min(gray.shape) >= COARSE)
+            even = _even(dark_ink, inside_only)
     light_ink = None if even else _closing(small, size, cv2.MORPH_OPEN, edge)
     if light_ink is None or _even(255.0 - light_ink):  # evenly lit: ink the far side of the ground
         # the ground is the page's median, not its border's: a grid's lines may run along it
