@@ -98,6 +98,21 @@ def test_a_stroke_along_a_pale_rule_keeps_its_darkness():
     assert (cleaned[61, 150:] > 200).all()
 
 
+def test_a_stroke_along_a_dark_rule_keeps_its_ink():
+    """A bold stroke written nearly along a rule as dark as the pen, the photo a little blurred:
+    where it lies over the rule, its ink on the rule's soft edges is joined across the rule, so
+    the stroke has no gap; above and below it the rule goes."""
+    page = np.full((160, 200), 235.0, np.float32)
+    page[:, 98:103] = 35.0  # the rule, down the page
+    for y in range(20, 141):  # the stroke, 9 px wide, 1 px across the page every 10 down
+        x = round(100 + (y - 80) / 10)
+        page[y, x - 4 : x + 5] = 35.0
+    cleaned = cleaning.clean(cv2.GaussianBlur(page, (0, 0), 1.2)).gray
+    centre = [cleaned[y, round(100 + (y - 80) / 10)] for y in range(20, 141)]
+    assert max(centre) < 160  # 216, the paper's, over 10 rows when the edges were left out
+    assert (cleaned[:15, 90:110] > 200).all() and (cleaned[145:, 90:110] > 200).all()
+
+
 def test_a_dense_grid_is_found_though_it_passes_for_the_papers_grain():
     """A pale grid of squares 14 px a side covers over a third of the page: measured as before
     any rule is known, the paper's grain takes it in. The grid goes all the same, the 1 stays."""

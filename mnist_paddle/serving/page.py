@@ -14,8 +14,8 @@ pages with a shadow across them. `clean` takes those away, for single digits and
    out). They are removed where they run alone; a stroke over a paler rule keeps the darkness
    it has on the paper (ink lets through a share of the light that reaches it); where a stroke
    crosses a rule nearly as dark as itself (two thirds or more), the ink just above and below
-   the rule, within its thickness, is joined across it (strokes either side of a paler rule
-   are left apart).
+   the rule (on its soft edges too), within its thickness, is joined across it (strokes either
+   side of a paler rule are left apart).
 
 The result is a gray page, dark ink on a light ground, that the rest of the reader takes as a
 photo of digits on plain paper.
@@ -180,21 +180,17 @@ def _without_rules(
     rule, what is darker than the rule is a stroke and stays (a pen over a pale rule), as dark
     as it is on the paper; where a stroke crosses a rule nearly as dark as itself, the stroke
     is joined across it from both sides."""
-    out = darkness.copy()
-    rules = [
-        (mask, axis == 1, _rule_level(darkness, mask, axis))
-        for mask, axis in ((across, 1), (down, 0))
-        if mask.any()
-    ]
-    for mask, _, level in rules:
-        # ink lets through a share of the light that reaches it: over a rule that passes
-        # (paper - level) of the paper's, a stroke's darkness d becomes level + d (1 - level/paper)
-        gain = paper / np.maximum(paper - level, 1.0)
-        out = np.where(mask > 0, np.maximum(out - level, 0) * gain, out)
-    # the strokes either side, not the rules' own soft edges (the pixel next to them)
-    near_rules = cv2.dilate(across | down, np.ones((3, 3), np.uint8)) > 0
-    strokes = np.where(near_rules, 0, out).astype(np.float32)
-    for mask, horizontal, level in rules:
+    rules = [(mask, axis) for mask, axis in ((across, 1), (down, 0)) if mask.any()]
+    levels = [_rule_level(darkness, mask, axis) for mask, axis in rules]
+    out = _taken_off(darkness, [mask for mask, _ in rules], levels, paper)
+    # the strokes either side: the rules' soft edges (a pixel each side) with their own
+    # darkness taken off too, so that a stroke's ink on a rule's edge is ink to join from (a
+    # bold stroke along a margin) and the edges themselves are not
+    edges = [_widened(mask, axis) for mask, axis in rules]
+    edge_levels = [_rule_level(darkness, edge, axis) for edge, (_, axis) in zip(edges, rules)]
+    strokes = _taken_off(darkness, edges, edge_levels, paper).astype(np.float32)
+    for (mask, axis), level in zip(rules, levels):
+        horizontal = axis == 1
         length = 2 * round(_thickness(mask, horizontal)) + 3  # across the rule and a little
         kernel = np.ones((length, 1) if horizontal else (1, length), np.uint8)
         joined = cv2.morphologyEx(strokes, cv2.MORPH_CLOSE, kernel)  # both sides' ink, if any
@@ -206,15 +202,37 @@ def _without_rules(
     return out
 
 
+def _taken_off(darkness: np.ndarray, masks: list, levels: list, paper: float) -> np.ndarray:
+    """`darkness` with each rule's own darkness (`levels`) taken off on its mask: ink lets
+    through a share of the light that reaches it, so over a rule that passes (paper - level)
+    of the paper's, a stroke's darkness d becomes level + d (1 - level / paper)."""
+    out = darkness.copy()
+    for mask, level in zip(masks, levels):
+        on = mask > 0
+        level = np.broadcast_to(level, out.shape)[on]
+        out[on] = np.maximum(out[on] - level, 0) * (paper / np.maximum(paper - level, 1.0))
+    return out
+
+
+def _widened(mask: np.ndarray, axis: int) -> np.ndarray:
+    """Rules (horizontal ones for `axis` 1) a pixel thicker on each side."""
+    return cv2.dilate(mask, np.ones((3, 1) if axis == 1 else (1, 3), np.uint8))
+
+
 def _rule_level(darkness: np.ndarray, mask: np.ndarray, axis: int) -> np.ndarray:
     """A rule's own darkness in each row (`axis` 1; each column for rules down the page, `axis`
     0), as an array that broadcasts against the page: the median of the rule's pixels there,
     which the strokes crossing it do not move (their mean did)."""
     lines = darkness if axis == 1 else darkness.T
-    on = mask if axis == 1 else mask.T
+    on = (mask if axis == 1 else mask.T) > 0
     level = np.zeros(lines.shape[0], np.float32)
-    for i in np.flatnonzero(on.any(axis=1)):
-        (level[i],) = quantiles(lines[i][on[i] > 0], [0.5])
+    rows = np.flatnonzero(on.any(axis=1))
+    if rows.size:  # each row's median over its rule pixels: the rest sorted past them
+        ordered = np.sort(np.where(on[rows], lines[rows], np.inf), axis=1).astype(np.float64)
+        middle = 0.5 * (np.count_nonzero(on[rows], axis=1) - 1)
+        below, above = np.floor(middle).astype(int), np.ceil(middle).astype(int)
+        low, high = (ordered[np.arange(rows.size), k] for k in (below, above))
+        level[rows] = low + (high - low) * (middle - below)
     return level[:, None] if axis == 1 else level[None, :]
 
 
