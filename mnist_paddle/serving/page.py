@@ -14,8 +14,8 @@ pages with a shadow across them. `clean` takes those away, for single digits and
    out). They are removed where they run alone; a stroke over a paler rule keeps the darkness
    it has on the paper (ink lets through a share of the light that reaches it); where a stroke
    crosses a rule nearly as dark as itself (two thirds or more), the ink just above and below
-   the rule (on its soft edges too), within its thickness, is joined across it (strokes either
-   side of a paler rule are left apart).
+   the rule (on its soft edges too, but for a form's walls), within its thickness, is joined
+   across it (strokes either side of a paler rule are left apart).
 
 The result is a gray page, dark ink on a light ground, that the rest of the reader takes as a
 photo of digits on plain paper.
@@ -81,7 +81,8 @@ def clean(gray: np.ndarray, one_digit: bool = False) -> Page:
     print_mask = (across | down) > 0
     if not print_mask.any():  # nothing printed: the flattened page as it is
         return Page(flat, cells, np.zeros(flat.shape, np.uint8))
-    kept = _without_rules(darkness, across, down, paper)
+    walls = _full_size(walls_across | walls_down, darkness.shape)
+    kept = _without_rules(darkness, across, down, paper, walls)
     cleaned = flat.copy()  # only the print changes
     cleaned[print_mask] = paper - kept[print_mask]
     removed = print_mask & (darkness > 0) & (kept < 0.5 * darkness)
@@ -174,21 +175,24 @@ def _long_runs(marks: np.ndarray, length: int) -> np.ndarray:
 
 
 def _without_rules(
-    darkness: np.ndarray, across: np.ndarray, down: np.ndarray, paper: float
+    darkness: np.ndarray, across: np.ndarray, down: np.ndarray, paper: float, walls: np.ndarray
 ) -> np.ndarray:
     """`darkness` (below the `paper`'s level) with the rules' own darkness taken off: on a
     rule, what is darker than the rule is a stroke and stays (a pen over a pale rule), as dark
     as it is on the paper; where a stroke crosses a rule nearly as dark as itself, the stroke
-    is joined across it from both sides."""
+    is joined across it from both sides. `across` and `down` hold a form's `walls` too."""
     rules = [(mask, axis) for mask, axis in ((across, 1), (down, 0)) if mask.any()]
     levels = [_rule_level(darkness, mask, axis) for mask, axis in rules]
     out = _taken_off(darkness, [mask for mask, _ in rules], levels, paper)
     # the strokes either side: the rules' soft edges (a pixel each side) with their own
     # darkness taken off too, so that a stroke's ink on a rule's edge is ink to join from (a
-    # bold stroke along a margin) and the edges themselves are not
+    # bold stroke along a margin) and the edges themselves are not; but nothing on a wall or
+    # the pixel next to it: a photographed wall is not quite straight, its edges' level along
+    # it is no level, and what it leaves of them would be joined into lines in the boxes
     edges = [_widened(mask, axis) for mask, axis in rules]
     edge_levels = [_rule_level(darkness, edge, axis) for edge, (_, axis) in zip(edges, rules)]
     strokes = _taken_off(darkness, edges, edge_levels, paper).astype(np.float32)
+    strokes[cv2.dilate(walls, np.ones((3, 3), np.uint8)) > 0] = 0
     for (mask, axis), level in zip(rules, levels):
         horizontal = axis == 1
         length = 2 * round(_thickness(mask, horizontal)) + 3  # across the rule and a little
