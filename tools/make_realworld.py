@@ -34,15 +34,13 @@ def main() -> None:
     args = p.parse_args()
     quiet_paddle(args.verbose)
     with user_errors():
-        from mnist_paddle.bench.pages import CROP_GROUPS, DIGIT_GROUPS, NUMBER_GROUPS
         from mnist_paddle.bench.realworld import make_realworld
 
         out = Path(args.out or ("output/tuning" if args.tuning else "output/realworld"))
-        labels = make_realworld(
+        labels, images = make_realworld(
             out, Path(args.data_root), args.count, args.seed, args.numbers, args.pages, args.tuning
         )
-        pages = args.pages * len(DIGIT_GROUPS + NUMBER_GROUPS + CROP_GROUPS)
-        print(f"wrote {3 * args.count + 3 * args.numbers + pages} images and {labels}")
+        print(f"wrote {images} images and {labels}")
 
 
 if __name__ == "__main__":

@@ -58,12 +58,13 @@ def make_realworld(
     numbers: int = 1000,
     pages: int = 1000,
     tuning: bool = False,
-) -> Path:
+) -> tuple[Path, int]:
     """Write `count` images per digit group, `numbers` per number group (bench/numbers.py) and
     `pages` per real-page group (bench/pages.py) under `out`, and `out/labels.csv`; returns the
-    CSV path. The evaluation set is made of MNIST's test digits and the evaluation fonts; with
-    `tuning`, the same groups are made of the 5,000 training digits the quick start's runs hold
-    out and of the validation fonts: a set to choose on, which training never sees either."""
+    CSV path and the number of images written. The evaluation set is made of MNIST's test
+    digits and the evaluation fonts; with `tuning`, the same groups are made of the 5,000
+    training digits the quick start's runs hold out and of the validation fonts: a set to
+    choose on, which training never sees either."""
     rng = np.random.default_rng(seed)
     if tuning:
         images, labels = read_mnist(data_root, "train")
@@ -118,7 +119,7 @@ def make_realworld(
         writer = csv.writer(f)
         writer.writerow(["path", "group", "label", "mnist_index"])  # index: in the test set
         writer.writerows(rows)
-    return out / "labels.csv"
+    return out / "labels.csv", len(rows)
 
 
 def _handwritten_number(out: Path, group: str, i: int, length: int, images, labels, rng) -> list:
