@@ -174,3 +174,13 @@ def number_overrides(model_dir: Path, *more: str) -> list[str]:
         "check.boxes=10",
         *more,
     ]
+
+
+def line_reading(probs, others=()):
+    """What the line model alone reads in (T, 11) step probabilities (and `others`, the same
+    strip's views): its likeliest candidate, each digit with its steps, and its share of the
+    beam."""
+    from mnist_paddle.serving import ctc
+
+    best = ctc.candidates(probs, others)[0]
+    return ctc.placed(probs, best.digits), best.share

@@ -10,12 +10,19 @@ import cv2
 import numpy as np
 import paddle
 import pytest
-from conftest import DATA, ROOT, assert_one_line_error, number_overrides, run_tool
+from conftest import (
+    DATA,
+    ROOT,
+    assert_one_line_error,
+    line_reading,
+    number_overrides,
+    run_tool,
+)
 
 from mnist_paddle.errors import UserError
 from mnist_paddle.models.line import LineModel
 from mnist_paddle.serving import numbers as reading
-from mnist_paddle.serving.ctc import digit_probs, read_digits
+from mnist_paddle.serving.ctc import digit_probs
 from mnist_paddle.serving.inference import softmax
 from mnist_paddle.serving.numbers import LONG, VERDICT, NumberReader
 from mnist_paddle.serving.strip import FRAME_STEPS, HEIGHT, STRIDE, WIDEN, views
@@ -286,12 +293,15 @@ def test_check_only_without_a_line_model_is_one_line(exported):
 
 def test_each_digit_is_the_likeliest_under_both_models(number_export, monkeypatch):
     """The line model's probabilities and the digit model's verdict on each digit's cut multiply: a
-    verdict sure of a 7 makes a digit a 7 unless the line model rules 7 out."""
+    verdict sure of a 7 makes a digit a 7 unless the line model rules 7 out (the line model's
+    likeliest reading alone weighed: below, the verdicts choose among readings too)."""
     reader = NumberReader(number_export)
     gray = written(1, 2)
+    likeliest = reading.candidates
+    monkeypatch.setattr(reading, "candidates", lambda steps, others: likeliest(steps, others)[:1])
     pixels = reader.reading(gray).strip.pixels
     readings = [softmax(reader.logits(p)) for p in (pixels, *views(pixels))]
-    read, _ = read_digits(readings[0], readings[1:])
+    read, _ = line_reading(readings[0], readings[1:])
     assert read
     lines = digit_probs(readings, read)  # the line model's, from the strip and its views
 
@@ -306,10 +316,38 @@ def test_each_digit_is_the_likeliest_under_both_models(number_export, monkeypatc
 
     for digit in (7, 3):
         monkeypatch.setattr(reader.digit_model, "digit_probabilities", sure_of(digit))
-        reading = reader.reading(gray)
-        for steps, got, prob in zip(lines, reading.digits, reading.probs):
+        read_so = reader.reading(gray)
+        for steps, got, prob in zip(lines, read_so.digits, read_so.probs):
             both = steps * np.where(np.arange(10) == digit, 1.0, 1e-6)
             assert got == both.argmax() and prob == pytest.approx(both.max() / both.sum(), rel=1e-3)
+
+
+def test_of_two_close_readings_the_digit_model_decides(number_export, monkeypatch):
+    """Over one piece of ink the line model likes one 7 a little better than two (in the strip
+    and in its views alike); the digit model, sure of a 7 on each half, makes it two, and
+    doubtful of them, leaves it one: each digit adds the log of its verdict and PER_DIGIT to a
+    reading's score."""
+    reader = NumberReader(number_export)
+    gray = written(0)  # a 7: one piece of ink
+    made = reader.reading(gray).strip
+    ((lo, hi),) = made.digit_pieces()
+
+    def steps(pixels):
+        t = pixels.shape[1] // STRIDE
+        first, last = (round(x / made.pixels.shape[1] * t) for x in (lo, hi))
+        p = np.full((t, 11), 1e-4)
+        p[:, 0] = 1.0
+        p[first:last, 0], p[first:last, 8] = 1e-4, 1.0  # a 7 all along the piece
+        p[(first + last) // 2, [0, 8]] = 0.45, 0.55  # or a blank between two 7s
+        return np.log(p / p.sum(axis=1, keepdims=True))
+
+    monkeypatch.setattr(reader, "logits", steps)
+    for sure_of_7, count in ((0.99, 2), (0.3, 1)):
+        verdict = np.full(10, (1 - sure_of_7) / 9)
+        verdict[7] = sure_of_7
+        tiled = lambda cuts, v=verdict: np.tile(v, (len(cuts), 1))  # noqa: E731
+        monkeypatch.setattr(reader.digit_model, "digit_probabilities", tiled)
+        assert reader.reading(gray).digits == [7] * count
 
 
 def test_the_tool_trains_on_two_processes_with_progress(number_export, tmp_path):

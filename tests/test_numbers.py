@@ -9,7 +9,7 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from conftest import DATA, assert_one_line_error, run_tool, start_server
+from conftest import DATA, assert_one_line_error, line_reading, run_tool, start_server
 
 from mnist_paddle.bench.numbers import GROUPS, scores, to_markdown
 from mnist_paddle.models import line as line_model
@@ -89,7 +89,7 @@ def test_the_beam_reads_a_digit_no_single_step_is_sure_of():
     p[:, 0], p[:, 5], p[:, 8] = 0.4, 0.35, 0.25
     p[1, 5], p[1, 8] = 0.36, 0.24
     assert decode(p) == [] and ctc.beam_search(p)[0] == [4]
-    assert ctc.read_digits(p)[0] == [Digit(4, pytest.approx(0.36), (1, 1))]
+    assert line_reading(p)[0] == [Digit(4, pytest.approx(0.36), (1, 1))]
 
 
 def test_the_beam_says_how_much_of_it_the_reading_holds():
@@ -100,7 +100,7 @@ def test_the_beam_says_how_much_of_it_the_reading_holds():
     assert ctc.beam_search(p) == ([4], pytest.approx(0.6))
     p = np.zeros((3, 11))
     p[0, 4], p[1, 0], p[2, [0, 2]] = 1.0, 1.0, (0.7, 0.3)  # a 3, blank, then blank or a 1
-    digits, share = ctc.read_digits(p)
+    digits, share = line_reading(p)
     assert [d.digit for d in digits] == [3] and share == pytest.approx(0.7)
 
 
@@ -129,7 +129,7 @@ def test_two_alike_with_a_weak_blank_between_are_two():
     p = probs_of("777777")
     p[2:4] = [0.45, 0.05, 0, 0, 0, 0, 0, 0, 0.5, 0, 0]
     assert [d.digit for d in decode(p)] == [7]
-    read, _ = ctc.read_digits(p)
+    read, _ = line_reading(p)
     assert [d.digit for d in read] == [7, 7]
     assert read[0].steps[1] < read[1].steps[0]  # one after the other
 
@@ -154,12 +154,31 @@ def test_the_reading_likeliest_in_every_view_wins():
     with a smaller share of its beam. A view that agrees changes nothing."""
     p = probs_of("777777")
     p[2:4] = [0.2, 0.05, 0, 0, 0, 0, 0, 0, 0.75, 0, 0]
-    alone, share = ctc.read_digits(p)
+    alone, share = line_reading(p)
     assert [d.digit for d in alone] == [7]
-    read, shared = ctc.read_digits(p, [probs_of("77--77")])
+    read, shared = line_reading(p, [probs_of("77--77")])
     assert [d.digit for d in read] == [7, 7] and read[0].steps[1] < read[1].steps[0] <= 3
     assert shared < share
-    assert ctc.read_digits(p, [probs_of("-777-")]) == (alone, share)
+    assert line_reading(p, [probs_of("-777-")]) == (alone, share)
+
+
+def test_the_candidates_are_the_readings_close_to_the_likeliest():
+    """Two 7s with a weak blank between, or one: both readings are candidates, the likelier
+    first, each with its likelihood summed over the views and its share of the strip's beam;
+    a reading MARGIN nats behind the likeliest is none, and a view's own reading is one."""
+    p = probs_of("777777")
+    p[2:4] = [0.45, 0.05, 0, 0, 0, 0, 0, 0, 0.5, 0, 0]
+    found = ctc.candidates(p)
+    assert [c.digits for c in found][:2] == [[7, 7], [7]]
+    assert found[0].score == pytest.approx(ctc.log_likelihood(p, [7, 7]))
+    assert found[0].share == ctc.beam_search(p)[1] and found[1].share < found[0].share
+    assert all(c.score >= found[0].score - ctc.MARGIN for c in found)
+    sure = probs_of("--7--") ** 4  # 0.9 against 1e-8: no other reading within MARGIN
+    sure /= sure.sum(axis=1, keepdims=True)
+    assert [c.digits for c in ctc.candidates(sure)] == [[7]]
+    view = probs_of("-7-3-") ** 4
+    view /= view.sum(axis=1, keepdims=True)
+    assert sorted(c.digits for c in ctc.candidates(sure, [view])) == [[7], [7, 3]]
 
 
 def test_each_digits_probabilities_are_the_geometric_mean_over_the_views():
@@ -168,7 +187,7 @@ def test_each_digits_probabilities_are_the_geometric_mean_over_the_views():
     p = probs_of("-3-8-")
     p[3] = [0.05, 0, 0, 0, 0.4, 0, 0, 0, 0, 0.55, 0]
     view = probs_of("--3--88-")
-    read = ctc.read_digits(p)[0]
+    read = line_reading(p)[0]
     got = ctc.digit_probs([p, view], read)
     strip_8, view_8 = p[3, 1:], np.maximum(view[5:7, 1:].max(axis=0), 1e-30)
     mean = np.sqrt(strip_8 * view_8)
@@ -193,12 +212,12 @@ def test_aligning_no_digits_is_no_digits():
 
 def test_the_beam_keeps_the_greedy_steps_when_they_agree():
     p = probs_of("-55--3")
-    assert ctc.read_digits(p)[0] == decode(p)
+    assert line_reading(p)[0] == decode(p)
 
 
 def test_the_digits_columns_meet_half_way():
     digits = [Digit(1, 0.9, (2, 2)), Digit(2, 0.9, (6, 8))]  # centres at columns 10 and 30
-    assert numbers.digit_columns(digits, 48) == [(0.0, 20.0), (20.0, 48.0)]
+    assert ctc.digit_columns(digits, 48) == [(0.0, 20.0), (20.0, 48.0)]
 
 
 def test_the_likeliest_digits_probability_keeps_the_doubt_float32_rounds_away():
@@ -345,10 +364,10 @@ def test_a_digit_tall_piece_under_no_digit_read_is_read_too():
     steps = probs_of("".join(path))
     steps[int(column(20) // strip.STRIDE) : int(column(23) // strip.STRIDE) + 1, 2] = 0.3
     assert [d.digit for d in read] == [7]
-    added = numbers.missed_digits(read, steps, found)
+    added = ctc.missed_digits(read, steps, found)
     assert [d.digit for d in added] == [7, 1]
     assert added[1].prob == pytest.approx(0.3)
-    assert numbers.missed_digits(added, steps, found) == added  # nothing more to add
+    assert ctc.missed_digits(added, steps, found) == added  # nothing more to add
 
 
 def test_a_piece_beside_a_digit_read_off_it_is_that_digits_own():
@@ -367,7 +386,7 @@ def test_a_piece_beside_a_digit_read_off_it_is_that_digits_own():
     steps[first : last + 1, 6] = 0.6  # the piece's steps read 5 too
     read = decode(steps)
     assert [d.digit for d in read] == [5] and read[0].centre < column(16)
-    assert numbers.missed_digits(read, steps, found) == read
+    assert ctc.missed_digits(read, steps, found) == read
     # the 5 read on to the piece's first step (its centre still outside); the rest reads a 1
     for t in range(int(column(7) // strip.STRIDE), first + 1):
         path[t] = "5"
@@ -375,7 +394,7 @@ def test_a_piece_beside_a_digit_read_off_it_is_that_digits_own():
     steps[first + 1 : last + 1, 2] = 0.3
     read = decode(steps)
     assert [d.digit for d in read] == [5] and read[0].centre < column(16)
-    added = numbers.missed_digits(read, steps, found)
+    added = ctc.missed_digits(read, steps, found)
     assert [d.digit for d in added] == [5, 1]
 
 

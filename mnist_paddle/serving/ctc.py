@@ -10,14 +10,18 @@ classes with repeats merged and blanks dropped, so many paths give the same digi
    reads a digit that no single step is sure of, or two alike with no clear blank between, and
    says how much of the beam they hold (a runner-up reading with a digit more or less takes the
    rest);
-3. `read_digits`: the beam's digits, with the greedy path's steps when the two agree (nearly
-   always), else the steps of the beam's digits' likeliest path (`align`, Viterbi). When the
-   strip was also read otherwise (shifted, enlarged: strip.views), each of those readings'
-   greedy digits is a candidate too, and the candidate likeliest under all the readings
-   together wins (`log_likelihood`, summed);
+3. `candidates`: the readings worth weighing, likeliest first: the beam's and, when the strip
+   was also read otherwise (shifted, enlarged: strip.views), each of those readings' greedy
+   digits, ranked by their likelihood under all the readings together (`log_likelihood`,
+   summed), those within MARGIN of the likeliest (numbers.py weighs them with the digit
+   model); `placed` gives a reading's digits their steps: the greedy path's when the two
+   agree (nearly always), else those of its likeliest path (`align`, Viterbi);
 4. `digit_probs`: each digit's probabilities of the ten digits, its most at its steps in every
    reading (in the others, where `placed` puts it), their geometric mean over the readings;
-5. `unread`: the most a digit is given at a step away from every digit read (one missed).
+5. `unread`: the most a digit is given at a step away from every digit read (one missed);
+   `missed_digits`: a piece of the strip's ink as tall as a digit under none of the digits
+   read is one (mostly a thin 1 pressed against its neighbour); `digit_columns`: the strip's
+   columns each digit read owns.
 """
 
 from __future__ import annotations
@@ -29,11 +33,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mnist_paddle.serving.strip import STRIDE
+from mnist_paddle.serving.strip import STRIDE, Strip
 
 BLANK = 0  # the line model's class 0; digit d is class d + 1
 BEAM = 10  # prefixes the beam search keeps
 UNLIKELY = 1e-4  # a digit this unlikely at a step is not followed there (nothing a beam keeps)
+# readings less likely than the likeliest by this many nats (a factor of 150) are no
+# candidates (docs/numbers.md)
+MARGIN = 5.0
 
 
 class Digit(NamedTuple):
@@ -47,20 +54,35 @@ class Digit(NamedTuple):
         return STRIDE * ((self.steps[0] + self.steps[1]) / 2 + 0.5)
 
 
-def read_digits(probs: np.ndarray, others: Sequence[np.ndarray] = ()) -> tuple[list[Digit], float]:
-    """The digits of (T, 11) step probabilities (`beam_search`), each with its steps, and the
-    reading's share of the beam. `others`: the step probabilities of the same strip read
-    otherwise; when their greedy digits differ from the beam's, the candidate with the highest
-    `log_likelihood` summed over all the readings wins, with its share of this one's beam."""
-    digits, share = beam_search(probs)
-    candidates = list(dict.fromkeys([tuple(digits), *(_greedy(other) for other in others)]))
-    if len(candidates) > 1:
-        views = [probs, *others]
-        scores = [[log_likelihood(view, c) for view in views] for c in candidates]
-        best = int(np.argmax([sum(s) for s in scores]))  # the beam's on a tie
-        share *= math.exp(min(0.0, scores[best][0] - scores[0][0]))
-        digits = list(candidates[best])
-    return placed(probs, digits), share
+class Candidate(NamedTuple):
+    digits: list[int]
+    score: float  # its log-likelihood summed over the readings (0 when it is the only one)
+    share: float  # its share of the beam of the strip as made
+
+
+def candidates(probs: np.ndarray, others: Sequence[np.ndarray] = ()) -> list[Candidate]:
+    """The readings of (T, 11) step probabilities worth weighing, likeliest first: the beam's
+    within MARGIN of its best and, from `others` (the step probabilities of the same strip read
+    otherwise), their greedy digits; scored by `log_likelihood` summed over all the readings,
+    those within MARGIN of the best score. Each has its share of this reading's beam: the
+    beam's best its own, another the best's times its likelihood against the best's here (when
+    lower)."""
+    beams = _beam(probs, BEAM)
+    ranked = sorted(beams, key=beams.__getitem__, reverse=True)
+    first = beams[ranked[0]]
+    likely = [r for r in ranked if beams[r] >= first * math.exp(-MARGIN)]
+    found = list(dict.fromkeys([*likely, *(_greedy(other) for other in others)]))
+    if len(found) == 1:
+        return [Candidate(list(found[0]), 0.0, first)]
+    views = [probs, *others]
+    scores = [[log_likelihood(view, c) for view in views] for c in found]
+    best = max(sum(s) for s in scores)
+    kept = [
+        Candidate(list(c), sum(s), first * math.exp(min(0.0, s[0] - scores[0][0])))
+        for c, s in zip(found, scores)
+        if sum(s) >= best - MARGIN
+    ]
+    return sorted(kept, key=lambda c: -c.score)  # stable: the beam's best first on a tie
 
 
 def placed(probs: np.ndarray, digits: list[int]) -> list[Digit]:
@@ -94,6 +116,14 @@ def beam_search(probs: np.ndarray, width: int = BEAM) -> tuple[list[int], float]
     """The likeliest digits of (T, 11) step probabilities, each reading's probability summed over
     its paths, keeping the `width` likeliest prefixes from step to step; and that reading's
     share of the probability of all the readings kept."""
+    beams = _beam(probs, width)
+    best = max(beams, key=beams.__getitem__)
+    return list(best), beams[best]
+
+
+def _beam(probs: np.ndarray, width: int) -> dict[tuple[int, ...], float]:
+    """The prefix beam search: the `width` readings kept at the end (digits) and each one's
+    share of them."""
     # prefix -> [its probability with the path ending in blank, ending in its last digit]
     beams: dict[tuple, list[float]] = {(): [1.0, 0.0]}
     for p in probs.tolist():  # Python floats: a step's few sums cost less than numpy's calls
@@ -111,8 +141,7 @@ def beam_search(probs: np.ndarray, width: int = BEAM) -> tuple[list[int], float]
         kept = sorted(grown.items(), key=lambda item: -sum(item[1]))[:width]
         total = sum(sum(v) for _, v in kept) or 1.0  # rescaled: long strips underflow otherwise
         beams = {prefix: [b / total, d / total] for prefix, (b, d) in kept}
-    best = max(beams, key=lambda prefix: sum(beams[prefix]))
-    return [c - 1 for c in best], sum(beams[best])
+    return {tuple(c - 1 for c in prefix): sum(v) for prefix, v in beams.items()}
 
 
 def log_likelihood(probs: np.ndarray, digits) -> float:
@@ -123,10 +152,12 @@ def log_likelihood(probs: np.ndarray, digits) -> float:
     log_p, skip = _states(probs, digits)
     score = np.full(len(skip), -np.inf)
     score[:2] = log_p[0, :2]
-    for t in range(1, len(probs)):
-        step = np.logaddexp(score, np.r_[-np.inf, score[:-1]])
-        jump = np.logaddexp(step, np.r_[-np.inf, -np.inf, score[:-2]])
-        score = np.where(skip, jump, step) + log_p[t]
+    skips = skip[2:]
+    for t in range(1, len(probs)):  # slices, not np.r_: a step's few small sums cost less
+        step = score.copy()
+        step[1:] = np.logaddexp(score[1:], score[:-1])
+        step[2:] = np.where(skips, np.logaddexp(step[2:], score[:-2]), step[2:])
+        score = step + log_p[t]
     return float(np.logaddexp.reduce(score[-2:]))
 
 
@@ -151,9 +182,10 @@ def align(probs: np.ndarray, digits: list[int]) -> list[Digit]:
     score = np.full(states, -np.inf)
     score[:2] = log_p[0, :2]
     moves = np.zeros((len(probs), states), int)  # how far back each state came from
+    options = np.full((3, states), -np.inf)  # stay, step on from the state before, skip a blank
     for t in range(1, len(probs)):
-        stay, step, jump = score, np.r_[-np.inf, score[:-1]], np.r_[-np.inf, -np.inf, score[:-2]]
-        options = np.stack([stay, step, np.where(skip, jump, -np.inf)])
+        options[0], options[1, 1:] = score, score[:-1]
+        options[2, 2:] = np.where(skip[2:], score[:-2], -np.inf)
         moves[t] = options.argmax(axis=0)
         score = options.max(axis=0) + log_p[t]
     state = states - 1 if states == 1 or score[-1] >= score[-2] else states - 2
@@ -197,3 +229,35 @@ def unread(read: list[Digit], steps: np.ndarray) -> float:
     for d in read:
         near[max(0, d.steps[0] - 1) : d.steps[1] + 2] = True
     return float(1 - steps[~near, BLANK].min()) if not near.all() else 0.0
+
+
+def missed_digits(read: list[Digit], steps: np.ndarray, strip: Strip) -> list[Digit]:
+    """`read` (decoded from the (T, 11) `steps`) with a digit added, in its place, for each
+    piece of ink as tall as a digit (Strip.digit_pieces) whose columns hold none of the digits'
+    centres: the likeliest digit over those of the piece's steps that read no digit, unless it
+    is the digit read next to the piece (then the piece is that digit's, its centre outside)."""
+    taken = np.zeros(len(steps), bool)
+    for d in read:
+        taken[d.steps[0] : d.steps[1] + 1] = True
+    added = []
+    for lo, hi in strip.digit_pieces():
+        if any(lo <= d.centre < hi for d in read):
+            continue
+        first = int(lo // STRIDE)
+        last = max(first, int(min(len(steps), -(-hi // STRIDE))) - 1)
+        own = np.arange(first, last + 1)
+        free = own[~taken[own]]  # the piece's steps that read no digit, if any
+        probs = steps[free if len(free) else own, 1:].max(axis=0)
+        beside = [d.digit for d in read if d.centre < lo][-1:]
+        beside += [d.digit for d in read if d.centre >= hi][:1]
+        if int(probs.argmax()) not in beside:
+            added.append(Digit(int(probs.argmax()), float(probs.max()), (first, last)))
+    return sorted(read + added, key=lambda d: sum(d.steps)) if added else read
+
+
+def digit_columns(digits: list[Digit], width: int) -> list[tuple[float, float]]:
+    """The strip columns of each digit: from half-way to its left neighbour to half-way to its
+    right one (the strip's ends for the first and last)."""
+    centres = [d.centre for d in digits]
+    bounds = [0.0] + [(a + b) / 2 for a, b in zip(centres, centres[1:])] + [float(width)]
+    return list(zip(bounds, bounds[1:]))

@@ -8,16 +8,19 @@ frames side by side (unless ink lies outside the boxes found). Else the two mode
 2. make its strip (strip.make_strip): the ink scaled so that a digit is 20 pixels tall, as in
    MNIST, and WIDEN times as wide: one row of digits;
 3. the line model (models/line.py) gives, every STRIDE columns of the strip, the probability of
-   each digit and of "blank"; CTC decoding reads the digits, each with its steps: those likeliest
-   over all their paths, in the strip and in two views of it (shifted, enlarged: strip.views)
-   together (ctc.read_digits); a piece of ink as tall as a digit under none of the digits read
-   is a digit it missed (mostly a thin 1 pressed against its neighbour: `missed_digits`);
-4. each digit read is cut out of the ink (`cut_digits`: the pieces of ink that lie in its
-   columns, whole; a piece across two digits' columns is cut where they meet) and the digit
-   model gives its verdict on that cut, as it would on a digit alone;
+   each digit and of "blank"; CTC decoding gives the candidate readings, each with its steps:
+   the digits likeliest over all their paths, in the strip and in two views of it (shifted,
+   enlarged: strip.views) together, and the few close behind (ctc.candidates); a piece of
+   ink as tall as a digit under none of a reading's digits is a digit it missed (mostly a
+   thin 1 pressed against its neighbour: ctc.missed_digits);
+4. each digit of a candidate is cut out of the ink (`cut_digits`: the pieces of ink that lie
+   in its columns, whole; a piece across two digits' columns is cut where they meet) and the
+   digit model gives its verdict on that cut, as it would on a digit alone;
 5. each digit is the likeliest under both readers (the product of their probabilities, the
    line model's from all three readings: ctc.digit_probs; the verdict counts less on a cut
-   from a piece shared with a neighbour), with that probability; its box is its ink. The
+   from a piece shared with a neighbour), with that probability; its box is its ink. Of the
+   candidates, the one the two models like best together wins: its likelihood under the
+   line model plus the digit model's log-probability of each digit and PER_DIGIT. The
    number's probability of being read right is fitted on numbers of validation digits and
    fonts (train/number_check.py); it is `sure` above the threshold chosen there, unless it
    has LONG digits or more, or the line model saw a digit it did not read, or the digit model
@@ -35,7 +38,16 @@ import numpy as np
 
 from mnist_paddle.errors import UserError
 from mnist_paddle.serving import gpu
-from mnist_paddle.serving.ctc import Digit, digit_probs, read_digits, span_probs, unread
+from mnist_paddle.serving.ctc import (
+    Candidate,
+    candidates,
+    digit_columns,
+    digit_probs,
+    missed_digits,
+    placed,
+    span_probs,
+    unread,
+)
 from mnist_paddle.serving.inference import (
     Recognizer,
     checked_file,
@@ -47,7 +59,6 @@ from mnist_paddle.serving.inference import (
 from mnist_paddle.serving.page import Page, clean
 from mnist_paddle.serving.preprocess import ink_to_mnist, to_mnist
 from mnist_paddle.serving.strip import (
-    STRIDE,
     Strip,
     check_widened,
     find_ink,
@@ -69,9 +80,12 @@ DOUBT_FLOOR = 1e-6
 # a number is never sure when the digit model gives no digit this much on one of its cuts (on
 # the tuning sets: fewer sure numbers wrong, and more sure; docs/numbers.md)
 VERDICT = 0.9
+# a candidate reading's score adds, for each of its digits, the log of the digit model's verdict
+# and this many nats (else the verdicts, all under 1, would favour fewer digits; docs/numbers.md)
+PER_DIGIT = 1.0
 # what a check's fit must be of (an older check's is refused)
 DOUBT = {"doubt_floor": DOUBT_FLOOR, "beam_share": True, "views": 3, "digit_views": 3}
-DOUBT |= {"touching_verdict": TOUCHING, "verdict": VERDICT}
+DOUBT |= {"touching_verdict": TOUCHING, "verdict": VERDICT, "per_digit": PER_DIGIT}
 NOTHING_READ = -100.0  # log-probability of a reading of no digit at all
 # a number is never sure when the line model gives a digit this much at a step away from every
 # digit read (most sure numbers read wrong lost a digit pressed into its neighbour this way)
@@ -135,16 +149,28 @@ class NumberReader:
         if strip is None:
             return None
         steps = softmax(self.logits(strip.pixels))  # (T, 11)
-        others = [softmax(self.logits(v)) for v in views(strip.pixels)]
-        read, share = read_digits(steps, others)
-        read = missed_digits(read, steps, strip)
+        readings = [steps, *(softmax(self.logits(v)) for v in views(strip.pixels))]
+        weighed = [
+            self._weigh(c, readings, found, page, strip) for c in candidates(steps, readings[1:])
+        ]
+        return max(weighed, key=lambda scored: scored[0])[1]  # the likeliest first on a tie
+
+    def _weigh(self, candidate: Candidate, readings, found, page: Page, strip: Strip):
+        """Steps 4-5 for a candidate reading of the strip (`readings`: the step probabilities of
+        the strip and of its views), and its score: the candidate's, plus for each digit the
+        log of the digit model's verdict on it and PER_DIGIT."""
+        steps = readings[0]
+        read = missed_digits(placed(steps, candidate.digits), steps, strip)
         columns = digit_columns(read, strip.pixels.shape[1])
         cuts, touching = cut_digits(found[0], found[1], [strip.columns(*c) for c in columns])
         verdicts = self.digit_model.digit_probabilities(cuts) if cuts else np.ones((0, 10))
-        digits, probs = both(digit_probs([steps, *others], read), verdicts, touching)
+        digits, probs = both(digit_probs(readings, read), verdicts, touching)
         boxes = [strip.box(*c) for c in columns]
         verdict = float(verdicts.max(axis=1).min()) if len(verdicts) else 1.0
-        return Reading(digits, probs, boxes, cuts, page, strip, unread(read, steps), share, verdict)
+        seen = unread(read, steps)
+        reading = Reading(digits, probs, boxes, cuts, page, strip, seen, candidate.share, verdict)
+        weights = [math.log(max(float(v[d]), 1e-30)) + PER_DIGIT for v, d in zip(verdicts, digits)]
+        return candidate.score + sum(weights), reading
 
     def _boxes(self, page: Page) -> Reading | None:
         """A form: each box with ink in it holds one digit, made an MNIST frame; each digit is
@@ -225,30 +251,6 @@ def cut_digits(
     return cuts, touching
 
 
-def missed_digits(read: list[Digit], steps: np.ndarray, strip: Strip) -> list[Digit]:
-    """`read` (decoded from the (T, 11) `steps`) with a digit added, in its place, for each
-    piece of ink as tall as a digit (Strip.digit_pieces) whose columns hold none of the digits'
-    centres: the likeliest digit over those of the piece's steps that read no digit, unless it
-    is the digit read next to the piece (then the piece is that digit's, its centre outside)."""
-    taken = np.zeros(len(steps), bool)
-    for d in read:
-        taken[d.steps[0] : d.steps[1] + 1] = True
-    added = []
-    for lo, hi in strip.digit_pieces():
-        if any(lo <= d.centre < hi for d in read):
-            continue
-        first = int(lo // STRIDE)
-        last = max(first, int(min(len(steps), -(-hi // STRIDE))) - 1)
-        own = np.arange(first, last + 1)
-        free = own[~taken[own]]  # the piece's steps that read no digit, if any
-        probs = steps[free if len(free) else own, 1:].max(axis=0)
-        beside = [d.digit for d in read if d.centre < lo][-1:]
-        beside += [d.digit for d in read if d.centre >= hi][:1]
-        if int(probs.argmax()) not in beside:
-            added.append(Digit(int(probs.argmax()), float(probs.max()), (first, last)))
-    return sorted(read + added, key=lambda d: sum(d.steps)) if added else read
-
-
 def both(lines: np.ndarray, verdicts: np.ndarray, touching=None) -> tuple[list, list]:
     """Each digit and its probability under both models: the line model's probabilities of the
     ten digits for it (a row of `lines`) times the digit model's verdict, raised to TOUCHING
@@ -288,11 +290,3 @@ def number_prob(fit: dict, log_p):
     under `fit` {"slope", "intercept"} (train/number_check.py fits it)."""
     prob = 1.0 / (1.0 + np.exp(-(fit["slope"] * doubt(log_p) + fit["intercept"])))
     return float(prob) if np.ndim(prob) == 0 else prob
-
-
-def digit_columns(digits: list[Digit], width: int) -> list[tuple[float, float]]:
-    """The strip columns of each digit: from half-way to its left neighbour to half-way to its
-    right one (the strip's ends for the first and last)."""
-    centres = [d.centre for d in digits]
-    bounds = [0.0] + [(a + b) / 2 for a, b in zip(centres, centres[1:])] + [float(width)]
-    return list(zip(bounds, bounds[1:]))
