@@ -8,7 +8,7 @@
     preprocess  a gray image -> the 28x28 digit an MNIST model expects, made as MNIST made its own
     inference   the Recognizer: Paddle Inference predictors for an export folder
     strip       a whole number's ink as the strip the line model reads, and the way back
-    ctc         the line model's steps decoded into digits, each with the steps that read it
+    ctc         the line model's steps decoded into candidate readings, each digit with its steps
     numbers     the NumberReader: whole numbers read by the line model and the digit model
     gpu         GPU and TensorRT predictor configs, the TensorRT engine cache
     onnx        ONNX Runtime on the export's inference.onnx (--runtime onnxruntime)
