@@ -155,10 +155,13 @@ class NumberReader:
         ]
         return max(weighed, key=lambda scored: scored[0])[1]  # the likeliest first on a tie
 
-    def _weigh(self, candidate: Candidate, readings, found, page: Page, strip: Strip):
+    def _weigh(
+        self, candidate: Candidate, readings: list, found: tuple, page: Page, strip: Strip
+    ) -> tuple[float, Reading]:
         """Steps 4-5 for a candidate reading of the strip (`readings`: the step probabilities of
-        the strip and of its views), and its score: the candidate's, plus for each digit the
-        log of the digit model's verdict on it and PER_DIGIT."""
+        the strip and of its views; `found`: find_ink's ink, mask and scale), and its score: the
+        candidate's, plus for each digit the log of the digit model's verdict on it and
+        PER_DIGIT."""
         steps = readings[0]
         read = missed_digits(placed(steps, candidate.digits), steps, strip)
         columns = digit_columns(read, strip.pixels.shape[1])
