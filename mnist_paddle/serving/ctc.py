@@ -6,10 +6,10 @@ classes with repeats merged and blanks dropped, so many paths give the same digi
 
 1. `decode`: the greedy path (the likeliest class at each step): fast, and each digit has its
    steps for free;
-2. `beam_search`: the likeliest digits summed over all their paths (a prefix beam search): it
-   reads a digit that no single step is sure of, or two alike with no clear blank between, and
-   says how much of the beam they hold (a runner-up reading with a digit more or less takes the
-   rest);
+2. `beam_search`: the readings likeliest summed over all their paths (a prefix beam search),
+   likeliest first: it reads a digit that no single step is sure of, or two alike with no clear
+   blank between, and says how much of the beam each holds (a runner-up reading with a digit
+   more or less takes the rest);
 3. `candidates`: the readings worth weighing, likeliest first: the beam's and, when the strip
    was also read otherwise (shifted, enlarged: strip.views), each of those readings' greedy
    digits, ranked by their likelihood under all the readings together (`log_likelihood`,
@@ -67,10 +67,9 @@ def candidates(probs: np.ndarray, others: Sequence[np.ndarray] = ()) -> list[Can
     those within MARGIN of the best score. Each has its share of this reading's beam: the
     beam's best its own, another the best's times its likelihood against the best's here (when
     lower)."""
-    beams = _beam(probs, BEAM)
-    ranked = sorted(beams, key=beams.__getitem__, reverse=True)
-    first = beams[ranked[0]]
-    likely = [r for r in ranked if beams[r] >= first * math.exp(-MARGIN)]
+    ranked = beam_search(probs)
+    first = ranked[0][1]
+    likely = [digits for digits, share in ranked if share >= first * math.exp(-MARGIN)]
     found = list(dict.fromkeys([*likely, *(_greedy(other) for other in others)]))
     if len(found) == 1:
         return [Candidate(list(found[0]), 0.0, first)]
@@ -112,18 +111,10 @@ def decode(probs: np.ndarray) -> list[Digit]:
     return digits
 
 
-def beam_search(probs: np.ndarray, width: int = BEAM) -> tuple[list[int], float]:
-    """The likeliest digits of (T, 11) step probabilities, each reading's probability summed over
-    its paths, keeping the `width` likeliest prefixes from step to step; and that reading's
-    share of the probability of all the readings kept."""
-    beams = _beam(probs, width)
-    best = max(beams, key=beams.__getitem__)
-    return list(best), beams[best]
-
-
-def _beam(probs: np.ndarray, width: int) -> dict[tuple[int, ...], float]:
-    """The prefix beam search: the `width` readings kept at the end (digits) and each one's
-    share of them."""
+def beam_search(probs: np.ndarray, width: int = BEAM) -> list[tuple[tuple[int, ...], float]]:
+    """The readings (digits) of (T, 11) step probabilities, each one's probability summed over
+    its paths, keeping the `width` likeliest prefixes from step to step: those kept at the end,
+    likeliest first, each with its share of the probability of them all."""
     # prefix -> [its probability with the path ending in blank, ending in its last digit]
     beams: dict[tuple, list[float]] = {(): [1.0, 0.0]}
     for p in probs.tolist():  # Python floats: a step's few sums cost less than numpy's calls
@@ -141,7 +132,8 @@ def _beam(probs: np.ndarray, width: int) -> dict[tuple[int, ...], float]:
         kept = sorted(grown.items(), key=lambda item: -sum(item[1]))[:width]
         total = sum(sum(v) for _, v in kept) or 1.0  # rescaled: long strips underflow otherwise
         beams = {prefix: [b / total, d / total] for prefix, (b, d) in kept}
-    return {tuple(c - 1 for c in prefix): sum(v) for prefix, v in beams.items()}
+    shares = [(tuple(c - 1 for c in prefix), sum(v)) for prefix, v in beams.items()]
+    return sorted(shares, key=lambda reading: -reading[1])  # stable: the first on a tie
 
 
 def log_likelihood(probs: np.ndarray, digits) -> float:
