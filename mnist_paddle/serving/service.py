@@ -226,10 +226,7 @@ def _recognize(
     for name, data in images:
         if cancelled.is_set():
             return None
-        try:
-            gray = decode_gray(data, name, limits.max_pixels)
-        except NotAnImage as e:
-            raise BadRequest(400, str(e)) from None
+        gray = _decoded(data, name, limits)
         digit, page = page_digit(gray)
         digits.append(digit)
         results.append({"page": _png_data_url(picture(gray, page))} if options["page"] else {})
@@ -256,10 +253,7 @@ def _read_numbers(reader, lock, images, limits, cancelled, options) -> list[dict
     for name, data in images:
         if cancelled.is_set():
             return None
-        try:
-            gray = decode_gray(data, name, limits.max_pixels)
-        except NotAnImage as e:
-            raise BadRequest(400, str(e)) from None
+        gray = _decoded(data, name, limits)
         with lock:  # the reading runs the predictor, maybe several times
             if cancelled.is_set():
                 return None
@@ -279,6 +273,14 @@ def _read_numbers(reader, lock, images, limits, cancelled, options) -> list[dict
             result["size"] = [gray.shape[1], gray.shape[0]]
         results.append(result)
     return results
+
+
+def _decoded(data: bytes, name: str, limits: Limits) -> np.ndarray:
+    """The uploaded file as a gray image; one that is not an image is a 400."""
+    try:
+        return decode_gray(data, name, limits.max_pixels)
+    except NotAnImage as e:
+        raise BadRequest(400, str(e)) from None
 
 
 def _png_data_url(image: np.ndarray) -> str:
