@@ -528,11 +528,13 @@ def test_the_service_reads_numbers_as_infer_does(number_export, test_digits, tmp
             f"{url}/predict", files={"image": ("n.png", data)}, data={"number": "1"}
         ).json()["results"][0]
         single = httpx.post(f"{url}/predict", files={"image": ("n.png", data)}).json()
+        text = httpx.post(f"{url}/predict", files={"image": ("a.txt", b"hi")}, data={"number": "1"})
     finally:
         process.terminate()
         process.wait(timeout=30)
     assert health["numbers"] is True
     assert as_json == as_form == expected
+    assert text.status_code == 400 and text.json()["error"].startswith("a.txt: not an image")
     assert "digit" in single["results"][0]  # without number mode: one digit, as before
 
 
