@@ -336,6 +336,25 @@ def test_a_board_lit_in_its_middle_is_flattened():
     assert flat[60, 63] < 60 and flat[60, 137] < 60
 
 
+def test_a_bold_digit_cropped_close_in_a_shadow_is_no_chalk():
+    """A bold dark 8 filling its crop, most of the crop in shadow: its strokes are most of their
+    neighbourhoods, so the paper in its loops looked like light strokes and the digit was turned
+    over (strokes 215, loops 150). Its border is paper, shaded or lit, and the ink lies below
+    both; the chalk above stays chalk when it is a single digit too."""
+    page = np.full((96, 84), 220.0, np.float32)
+    page[:, :50] = 105.0  # the shadow
+    cv2.ellipse(page, (42, 28), (17, 16), 0, 0, 360, 40.0, 15)  # the 8's loops, 15 px strokes
+    cv2.ellipse(page, (42, 66), (21, 20), 0, 0, 360, 40.0, 15)
+    flat = light.flatten(cv2.GaussianBlur(page, (0, 0), 1.5), wide=True)
+    paper = flat[5, 80]
+    assert flat[5, 3] > 0.9 * paper and flat[28, 42] > 0.9 * paper  # shaded paper, a loop
+    assert flat[66, 21] < 0.5 * paper and flat[66, 63] < 0.5 * paper  # strokes, shaded and lit
+    ys, xs = np.mgrid[0:120, 0:200].astype(np.float32)
+    board = 50.0 + 90.0 * np.exp(-(((xs - 100) / 60) ** 2) - ((ys - 60) / 40) ** 2)
+    board[20:100, 60:66] = 235.0  # one chalk stroke
+    assert light.flatten(board, wide=True)[60, 63] < 60
+
+
 def test_light_ink_on_an_evenly_lit_dark_ground_is_turned_over():
     page = np.full((100, 100), 20.0, np.float32)
     page[20:80, 45:52] = 230.0

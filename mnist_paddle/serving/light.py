@@ -7,7 +7,8 @@ quarter of the copy's shorter side, or, for a single digit, a wider one where th
 strokes wider than it (a bold digit cropped close). A page lit evenly is left as it is, and so
 is one whose paper, under dark ink, looks darker only inside it (uneven light reaches the
 page's edge; a bold digit's filled loop does not). Light ink on a dark ground (chalk on a
-board) is turned over.
+board) is turned over; a single digit's ink is taken for light only if it also lies beyond its
+border, which is its ground, lit or shaded (a bold dark digit cropped close is not chalk).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ WIDE = 0.45  # this share where a closing this wide finds the paper brighter by 
 HOLLOW = 0.05  # brightness on 1% of the page: strokes the narrow one hollowed (a bold digit
 # in a close crop; docs/pages.md, "Single digits cropped")
 UNEVEN = 0.12  # paper whose brightness varies by less than this share is left as it is
+BORDER = 0.05  # the outer 5% of each side of an image: where a lone digit's ground shows
 
 
 def flatten(gray: np.ndarray, wide: bool = False) -> np.ndarray:
@@ -57,7 +59,7 @@ def flatten(gray: np.ndarray, wide: bool = False) -> np.ndarray:
         # the ground is the page's median, not its border's: a grid's lines may run along it
         low, ground, high = quantiles(small, [0.01, 0.5, 0.99])
         return 255.0 - gray if high - ground > ground - low else gray
-    if _light_ink(small, size):  # chalk on a board in uneven light: turned over
+    if _light_ink(small, size, alone=wide):  # chalk on a board in uneven light: turned over
         gray, paper = 255.0 - gray, 255.0 - light_ink
     else:
         paper = dark_ink
@@ -108,12 +110,34 @@ def _even(paper: np.ndarray, inside_only: bool = False) -> bool:
     return bool(edge >= (1 - UNEVEN) * high)
 
 
-def _light_ink(small: np.ndarray, size: int) -> bool:
+def _light_ink(small: np.ndarray, size: int, alone: bool = False) -> bool:
     """Whether the strokes are lighter than what is around them: the pixels far from their
     neighbourhood's median are more often lighter than it (a shadow's edge, or a page's overall
-    brightness, is no stroke and says nothing)."""
+    brightness, is no stroke and says nothing). With `alone` (a single digit), the page must
+    also reach further above its border's light end than below its dark end: a bold digit
+    filling a close crop is most of its neighbourhoods, so the paper in its loops and around
+    it looks like light strokes; its border, shaded or lit, is paper all the same."""
     around = cv2.medianBlur(np.clip(small, 0, 255).astype(np.uint8), min(size, 255))
     off = small - around
     (spread,) = quantiles(np.abs(off), [0.99])
     strokes = np.abs(off) > 0.5 * spread
-    return bool(np.count_nonzero(strokes & (off > 0)) > np.count_nonzero(strokes & (off < 0)))
+    lighter = np.count_nonzero(strokes & (off > 0)) > np.count_nonzero(strokes & (off < 0))
+    if lighter and alone:
+        ground_low, ground_high = quantiles(border(small), [0.05, 0.95])
+        low, high = quantiles(small, [0.01, 0.99])
+        lighter = high - ground_high > ground_low - low
+    return bool(lighter)
+
+
+def border(image: np.ndarray) -> np.ndarray:
+    """The pixels of the outer BORDER of each side of `image`, as one array."""
+    height, width = image.shape
+    edge_h, edge_w = max(1, round(height * BORDER)), max(1, round(width * BORDER))
+    return np.concatenate(
+        [
+            image[:edge_h].ravel(),
+            image[-edge_h:].ravel(),
+            image[:, :edge_w].ravel(),
+            image[:, -edge_w:].ravel(),
+        ]
+    )

@@ -26,12 +26,11 @@ import numpy as np
 
 from mnist_paddle.errors import UserError
 from mnist_paddle.serving.images import read_gray
-from mnist_paddle.serving.light import quantiles
+from mnist_paddle.serving.light import border, quantiles
 from mnist_paddle.serving.page import Page, clean
 
 SIZE = 28  # MNIST's frame
 BOX = 20  # MNIST's digits fit a 20x20 box inside the frame
-BORDER = 0.05  # the outer 5% of each side is taken as background
 MIN_CONTRAST = 24.0  # gray levels between ink and background below which there is no digit
 # MNIST's stroke width (2 * area / perimeter of pixels >= 128) in its 28x28 frame: median 2.25 px,
 # a quarter of the digits under 1.9 px. Thinner strokes are thickened to the median.
@@ -86,16 +85,7 @@ def ink_strength(gray: np.ndarray) -> np.ndarray | None:
     # Smooth paper texture and sensor noise at a scale well below a stroke's width.
     sigma = max(min(height, width) / 200.0, 0.5)
     smooth = cv2.GaussianBlur(gray, (0, 0), sigma) if min(height, width) > 40 else gray
-    edge_h, edge_w = max(1, round(height * BORDER)), max(1, round(width * BORDER))
-    border = np.concatenate(
-        [
-            smooth[:edge_h].ravel(),
-            smooth[-edge_h:].ravel(),
-            smooth[:, :edge_w].ravel(),
-            smooth[:, -edge_w:].ravel(),
-        ]
-    )
-    (background,) = quantiles(border, [0.5])
+    (background,) = quantiles(border(smooth), [0.5])  # the outer 5% of each side
     # Extremes after a 3x3 median, so that single noisy pixels do not count as ink.
     despeckled = cv2.medianBlur(np.clip(smooth, 0, 255).astype(np.uint8), 3)
     low, high, _, _ = cv2.minMaxLoc(despeckled)
