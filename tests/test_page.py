@@ -324,14 +324,19 @@ def test_a_bold_digit_cropped_close_keeps_its_strokes():
     assert flat[30, 45] > 200 and flat[30, 24] < 60
 
 
+def _board_lit_in_its_middle() -> np.ndarray:
+    """A dark board lit by a spot in its middle, with two chalk strokes (columns 60-65, 134-139)."""
+    ys, xs = np.mgrid[0:120, 0:200].astype(np.float32)
+    page = 50.0 + 90.0 * np.exp(-(((xs - 100) / 60) ** 2) - ((ys - 60) / 40) ** 2)
+    page[20:100, 60:66] = page[20:100, 134:140] = 235.0  # chalk strokes
+    return page
+
+
 def test_a_board_lit_in_its_middle_is_flattened():
     """Chalk on a board lit by a spot in its middle: the board's ground, seen as paper, is
     darker only inside the page, which for dark ink would be a filled loop; under light ink it
     is light all the same, and is evened out."""
-    ys, xs = np.mgrid[0:120, 0:200].astype(np.float32)
-    page = 50.0 + 90.0 * np.exp(-(((xs - 100) / 60) ** 2) - ((ys - 60) / 40) ** 2)
-    page[20:100, 60:66] = page[20:100, 134:140] = 235.0  # chalk strokes
-    flat = light.flatten(page)
+    flat = light.flatten(_board_lit_in_its_middle())
     assert abs(flat[60, 100] - flat[5, 5]) < 40  # 89 when the spot was taken for a loop
     assert flat[60, 63] < 60 and flat[60, 137] < 60
 
@@ -349,10 +354,8 @@ def test_a_bold_digit_cropped_close_in_a_shadow_is_no_chalk():
     paper = flat[5, 80]
     assert flat[5, 3] > 0.9 * paper and flat[28, 42] > 0.9 * paper  # shaded paper, a loop
     assert flat[66, 21] < 0.5 * paper and flat[66, 63] < 0.5 * paper  # strokes, shaded and lit
-    ys, xs = np.mgrid[0:120, 0:200].astype(np.float32)
-    board = 50.0 + 90.0 * np.exp(-(((xs - 100) / 60) ** 2) - ((ys - 60) / 40) ** 2)
-    board[20:100, 60:66] = 235.0  # one chalk stroke
-    assert light.flatten(board, wide=True)[60, 63] < 60
+    flat = light.flatten(_board_lit_in_its_middle(), wide=True)
+    assert flat[60, 63] < 60 and flat[60, 137] < 60
 
 
 def test_light_ink_on_an_evenly_lit_dark_ground_is_turned_over():
