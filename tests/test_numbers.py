@@ -39,7 +39,8 @@ def written(digits: list[np.ndarray], gap: int = 6, scale: float = 3.0) -> np.nd
 
 def strip_of(gray: np.ndarray) -> strip.Strip | None:
     """The strip the reader makes of the number in `gray` (its page cleaned first)."""
-    found = strip.find_ink(page.clean(gray).gray)
+    cleaned = page.clean(gray)
+    found = strip.find_ink(cleaned.gray, cleaned.shaded)
     return None if found is None else strip.make_strip(*found)
 
 
@@ -420,6 +421,27 @@ def test_a_shadows_corner_below_the_digits_is_no_ink(test_digits):
     shaded[-26:, -30:] *= 0.4
     assert strip_of(shaded).pixels.shape == alone.shape
     assert np.abs(strip_of(shaded).pixels - alone).max() < 0.05
+
+
+def test_a_faint_piece_on_a_shaded_pages_side_is_no_ink(test_digits):
+    """A page in a shadow (its left part, soft-edged) with a faint band on its left edge (what a
+    shadow's edge or the noise in its dark part leaves): the band is no digit there, but on a
+    page lit evenly a piece on a side stays (a number cropped close, its end digit paler)."""
+    images, _ = test_digits
+    gray = written([images[k] for k in range(4)])
+    height, width = gray.shape
+    light = 1 - 0.5 / (1 + np.exp((np.arange(width) - 40) / 4))  # darker left of column 40
+    shaded = gray * 0.86 * light
+    shaded[35:110, :10] -= 100 * light[:10]  # the band, fainter than the digits
+    cleaned = page.clean(np.clip(shaded, 0, 255))
+    assert cleaned.shaded and not page.clean(gray).shaded
+
+    def pieces(mask):
+        count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        return count - 1, int((stats[1:, cv2.CC_STAT_LEFT] == 0).sum())
+
+    assert pieces(strip.find_ink(cleaned.gray, shaded=True)[1]) == (4, 0)  # the 4 digits
+    assert pieces(strip.find_ink(cleaned.gray, shaded=False)[1]) == (5, 1)
 
 
 def test_no_ink_is_no_strip():

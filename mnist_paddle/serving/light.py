@@ -27,9 +27,10 @@ UNEVEN = 0.12  # paper whose brightness varies by less than this share is left a
 BORDER = 0.05  # the outer 5% of each side of an image: where a lone digit's ground shows
 
 
-def flatten(gray: np.ndarray, wide: bool = False) -> np.ndarray:
+def flatten(gray: np.ndarray, wide: bool = False) -> tuple[np.ndarray, bool]:
     """`gray` as dark ink on a light ground (light ink on a dark ground turned over) and, when
-    the light falls unevenly, with the paper's local brightness divided out. With `wide` (a
+    the light falls unevenly, with the paper's local brightness divided out; and whether it
+    was (the page was `shaded`). With `wide` (a
     single digit, which may fill a close crop), strokes wider than the usual closing are looked
     for (not for numbers: their printed ones read a little worse so, docs/pages.md, "Single
     digits cropped")."""
@@ -58,7 +59,7 @@ def flatten(gray: np.ndarray, wide: bool = False) -> np.ndarray:
     if light_ink is None or _even(255.0 - light_ink):  # evenly lit: ink the far side of the ground
         # the ground is the page's median, not its border's: a grid's lines may run along it
         low, ground, high = quantiles(small, [0.01, 0.5, 0.99])
-        return 255.0 - gray if high - ground > ground - low else gray
+        return (255.0 - gray if high - ground > ground - low else gray), False
     if _light_ink(small, size, alone=wide):  # chalk on a board in uneven light: turned over
         gray, paper = 255.0 - gray, 255.0 - light_ink
     else:
@@ -66,7 +67,7 @@ def flatten(gray: np.ndarray, wide: bool = False) -> np.ndarray:
     paper = cv2.GaussianBlur(paper, (0, 0), 1.0)  # closing keeps a shadow's edge: blur little
     (high,) = quantiles(paper, [0.98])
     paper = cv2.resize(paper, gray.shape[::-1], interpolation=cv2.INTER_LINEAR)
-    return np.clip(gray / np.maximum(paper, 1.0) * high, 0, 255).astype(np.float32)
+    return np.clip(gray / np.maximum(paper, 1.0) * high, 0, 255).astype(np.float32), True
 
 
 def _closing(

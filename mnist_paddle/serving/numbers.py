@@ -142,7 +142,7 @@ class NumberReader:
         """The digits of the number in the gray image `gray`, or None when it has no ink: in
         a form's boxes, each box's content read by the digit model; else steps 1-5 above."""
         page = clean(gray)
-        found = find_ink(page.gray)
+        found = find_ink(page.gray, page.shaded)
         if page.cells and (found is None or not ink_outside(found[1], found[2], page.cells)):
             return self._boxes(page)
         strip = None if found is None else make_strip(*found)

@@ -42,21 +42,23 @@ MIN_GRAIN = 2.0  # gray levels: marks are 4 grains darker than the paper and at 
 @dataclass
 class Page:
     """A cleaned page: `gray` (dark ink on a light ground, the image's size), the form's
-    `cells` [(x, y, w, h)] left to right (none on a page without boxes), and the `removed`
-    mask of what was taken away as print."""
+    `cells` [(x, y, w, h)] left to right (none on a page without boxes), the `removed`
+    mask of what was taken away as print, and whether the light was uneven and evened out
+    (`shaded`)."""
 
     gray: np.ndarray
     cells: list[tuple[int, int, int, int]] = field(default_factory=list)
     removed: np.ndarray | None = None
+    shaded: bool = False
 
 
 def clean(gray: np.ndarray, one_digit: bool = False) -> Page:
     """The page in `gray` (H, W) gray levels 0..255, with uneven light, boxes and rules taken
     away (see the module's docstring); `one_digit`: the page holds a single digit, which may
     fill a close crop (`light.flatten`)."""
-    flat = flatten(gray, wide=one_digit)
+    flat, shaded = flatten(gray, wide=one_digit)
     if min(flat.shape) < 3 * BOX_SIZE:
-        return Page(flat, [], np.zeros(flat.shape, np.uint8))
+        return Page(flat, [], np.zeros(flat.shape, np.uint8), shaded)
     (paper,) = quantiles(flat[:: _step(flat), :: _step(flat)], [0.5])
     darkness = np.clip(paper - flat, 0, 255)
     # print is found on a copy no larger than it needs (a rule stays a rule at half the size)
@@ -80,13 +82,13 @@ def clean(gray: np.ndarray, one_digit: bool = False) -> Page:
     cells = [tuple(round(v / scale) for v in cell) for cell in cells]
     print_mask = (across | down) > 0
     if not print_mask.any():  # nothing printed: the flattened page as it is
-        return Page(flat, cells, np.zeros(flat.shape, np.uint8))
+        return Page(flat, cells, np.zeros(flat.shape, np.uint8), shaded)
     walls = _full_size(walls_across | walls_down, darkness.shape)
     kept = _without_rules(darkness, across, down, paper, walls)
     cleaned = flat.copy()  # only the print changes
     cleaned[print_mask] = paper - kept[print_mask]
     removed = print_mask & (darkness > 0) & (kept < 0.5 * darkness)
-    return Page(cleaned, cells, removed.astype(np.uint8))
+    return Page(cleaned, cells, removed.astype(np.uint8), shaded)
 
 
 def _step(image: np.ndarray) -> int:

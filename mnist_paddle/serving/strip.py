@@ -6,7 +6,9 @@ taught on what it will be shown:
 
 1. the ink and its mask: whatever differs from the background, faint strokes kept where they
    join strong ones, specks dropped, and so are a band along the top or bottom edge and a piece
-   at the edge above or below the digits (a shadow's, left by the page's cleaning); the image
+   at the edge above or below the digits (a shadow's, left by the page's cleaning), and, on a
+   page whose light was evened out, a faint piece on its left or right edge (a shadow's edge,
+   or the noise in its dark part, which the division made larger); the image
    is first scaled so its digits are about WORK_HEIGHT pixels tall: a large photo shrunk (the
    strip needs no more), small print enlarged (its thin strokes found more whole);
 2. a digit's height: the median height of the mask's larger pieces;
@@ -44,6 +46,8 @@ HYSTERESIS = 0.6  # faint ink down to this share of the strong threshold joins s
 SPECK = 0.25  # a piece smaller than this share of a digit's height in both directions: a speck
 TALL = 0.5  # pieces at least this share of the tallest one are digits (or touching digits)
 ROW = 0.75  # pieces at least this share of a digit's height set the rows the digits lie in
+SIDE_FAINT = 0.7  # on a shaded page, a piece on a side under this share of the strongest
+# piece's ink (their 90th percentiles) is shade, not a digit (docs/pages.md, "Shade on a side")
 SHIFT = STRIDE // 2  # px: a view of the strip half a step to the right
 ENLARGE = (1.1, 1.265)  # a view of the strip this much taller and wider (its middle rows)
 
@@ -100,10 +104,10 @@ def views(pixels: np.ndarray) -> list[np.ndarray]:
     return [shifted, np.ascontiguousarray(enlarged)]
 
 
-def find_ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
+def find_ink(gray: np.ndarray, shaded: bool = False) -> tuple[np.ndarray, np.ndarray, float] | None:
     """The ink strength (H', W') 0..1 of an image of gray levels, its mask (uint8) with faint
     strokes joined and specks dropped, and the factor the image was scaled by first;
-    None when the image has no ink."""
+    None when the image has no ink. `shaded`: the page's light was evened out (page.clean)."""
     scale = _working_scale(gray)
     if scale != 1:
         method = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
@@ -117,7 +121,8 @@ def find_ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
     count, labels = cv2.connectedComponents((ink >= HYSTERESIS * level).astype(np.uint8), 8)
     keep = np.unique(labels[strong > 0])
     mask = np.isin(labels, keep[keep > 0]).astype(np.uint8)
-    return ink, _without_strays(_without_edge_bands(mask)), scale
+    mask = _without_strays(_without_edge_bands(mask))
+    return ink, _without_faint_sides(ink, mask) if shaded else mask, scale
 
 
 def ink_outside(mask: np.ndarray, scale: float, cells: list[tuple[int, int, int, int]]) -> bool:
@@ -193,6 +198,26 @@ def _without_strays(mask: np.ndarray) -> np.ndarray:
         rows, columns = mask.shape
         edge = (top == 0) | (top + tall == rows) | (left == 0) | (left + wide == columns)
         drop |= edge & ((top + tall <= first) | (top >= end))
+    return np.where(drop[labels], 0, mask).astype(np.uint8)
+
+
+def _without_faint_sides(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """`mask` without the pieces on its left or right edge whose ink is fainter than SIDE_FAINT
+    of the strongest piece's (90th percentiles): on a page photographed in a shadow, its edge
+    or the noise in its dark part, made larger by the division, which read as digits. (Not
+    on an evenly lit page: a number cropped close may have a paler digit at its end.)"""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    left, wide = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_WIDTH]
+    side = (left == 0) | (left + wide == mask.shape[1])
+    side[0] = False  # the background
+    if count <= 2 or not side.any():
+        return mask
+    strength = np.zeros(count)
+    for k, (x, y, w, h, _) in enumerate(stats[1:], 1):
+        box = (slice(y, y + h), slice(x, x + w))
+        strength[k] = np.quantile(ink[box][labels[box] == k], 0.9)
+    drop = side & (strength < SIDE_FAINT * strength.max())
+    drop[0] = True
     return np.where(drop[labels], 0, mask).astype(np.uint8)
 
 
