@@ -469,7 +469,7 @@ def test_scores_count_missing_extra_and_wrong_digits():
 def test_the_evaluation_set_has_long_numbers(tmp_path):
     from mnist_paddle.bench.realworld import _rows, make_realworld
 
-    make_realworld(tmp_path, DATA, count=2, numbers=30)
+    make_realworld(tmp_path, DATA, count=2, numbers=30, pages=2)
     rows = _rows(tmp_path)
     assert {r["group"] for r in rows} >= set(GROUPS)
     lengths = {g: [len(r["label"]) for r in rows if r["group"] == g] for g in GROUPS}
