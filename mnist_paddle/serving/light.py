@@ -30,10 +30,9 @@ BORDER = 0.05  # the outer 5% of each side of an image: where a lone digit's gro
 def flatten(gray: np.ndarray, wide: bool = False) -> tuple[np.ndarray, bool]:
     """`gray` as dark ink on a light ground (light ink on a dark ground turned over) and, when
     the light falls unevenly, with the paper's local brightness divided out; and whether it
-    was (the page was `shaded`). With `wide` (a
-    single digit, which may fill a close crop), strokes wider than the usual closing are looked
-    for (not for numbers: their printed ones read a little worse so, docs/pages.md, "Single
-    digits cropped")."""
+    was (the page is `shaded`). With `wide` (a single digit, which may fill a close crop),
+    strokes wider than the usual closing are looked for (not for numbers: their printed ones
+    read a little worse so, docs/pages.md, "Single digits cropped")."""
     gray = gray.astype(np.float32)
     scale = min(1.0, COARSE / min(gray.shape))
     small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
