@@ -23,7 +23,7 @@ from mnist_paddle.errors import UserError
 from mnist_paddle.models.line import LineModel
 from mnist_paddle.serving import numbers as reading
 from mnist_paddle.serving.ctc import digit_probs
-from mnist_paddle.serving.inference import softmax
+from mnist_paddle.serving.inference import Recognizer, softmax
 from mnist_paddle.serving.numbers import LONG, VERDICT, NumberReader
 from mnist_paddle.serving.strip import FRAME_STEPS, HEIGHT, STRIDE, WIDEN, views
 from mnist_paddle.train import numbers, pages, strips
@@ -320,6 +320,36 @@ def test_each_digit_is_the_likeliest_under_both_models(number_export, monkeypatc
         for steps, got, prob in zip(lines, read_so.digits, read_so.probs):
             both = steps * np.where(np.arange(10) == digit, 1.0, 1e-6)
             assert got == both.argmax() and prob == pytest.approx(both.max() / both.sum(), rel=1e-3)
+
+
+def test_a_lone_digit_the_digit_model_doubts_is_read_by_both_models(number_export, monkeypatch):
+    """A lone digit the digit model is not sure of is read by the line model too, as a strip of
+    one frame: the digit model leans to 1 (0.5) over 7 (0.4), the line model reads a 7, and the
+    answer is 7, with the digit model's probability of it, unsure, the 1 next. A digit the digit
+    model is sure of is not read again."""
+    recognizer = Recognizer(number_export)
+    doubt = np.full(10, 0.1 / 8)
+    doubt[[1, 7]] = 0.5, 0.4
+    sure = np.full(10, 0.001 / 9)
+    sure[1] = 0.999
+    digit = np.zeros((28, 28), np.float32)  # what it looks like is the models' say, below
+    monkeypatch.setattr(recognizer, "digit_probabilities", lambda digits, *_: doubt[None])
+
+    def line_run(pixels):  # the line model: a 7 over the middle steps, blank elsewhere
+        logits = np.zeros((1, pixels.shape[-1] // STRIDE, 11), np.float32)
+        logits[0, :, 0] = 5.0
+        logits[0, 4:8, 8] = 10.0
+        return logits
+
+    monkeypatch.setattr(recognizer.line, "run", line_run)
+    probs, choices = recognizer.read_digits([digit])
+    answer = recognizer.answer(probs[0], choices[0])
+    assert (answer["digit"], answer["prob"], answer["sure"]) == (7, 0.4, False)
+    assert [t["digit"] for t in answer["top"]][:2] == [7, 1]
+    monkeypatch.setattr(recognizer, "digit_probabilities", lambda digits, *_: sure[None])
+    monkeypatch.setattr(recognizer.line, "run", lambda pixels: pytest.fail("read again"))
+    probs, choices = recognizer.read_digits([digit])
+    assert recognizer.answer(probs[0], choices[0])["digit"] == 1
 
 
 def test_of_two_close_readings_the_digit_model_decides(number_export, monkeypatch):

@@ -149,6 +149,20 @@ def test_a_readings_likelihood_sums_all_its_paths():
         assert ctc.log_likelihood(p, digits) == pytest.approx(np.log(total))
 
 
+def test_a_lone_digits_probability_sums_its_paths():
+    """`alone`: for each digit, every path of 4 steps that spells that digit and nothing else,
+    counted one by one."""
+    import itertools
+
+    p = np.random.default_rng(1).dirichlet(np.ones(11), 4)
+    expected = np.zeros(10)
+    for path in itertools.product(range(11), repeat=4):
+        spelt = [c - 1 for k, c in enumerate(path) if c and (k == 0 or path[k - 1] != c)]
+        if len(spelt) == 1:
+            expected[spelt[0]] += np.prod(p[np.arange(4), path])
+    assert ctc.alone(p) == pytest.approx(expected)
+
+
 def test_the_reading_likeliest_in_every_view_wins():
     """The strip alone reads one 7 (two 7s with a weak blank between them lose there); a view
     of it that reads two 7s plainly outweighs that, and the reading keeps the strip's steps,

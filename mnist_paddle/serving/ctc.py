@@ -21,7 +21,9 @@ classes with repeats merged and blanks dropped, so many paths give the same digi
 5. `unread`: the most a digit is given at a step away from every digit read (one missed);
    `missed_digits`: a piece of the strip's ink as tall as a digit under none of the digits
    read is one (mostly a thin 1 pressed against its neighbour); `digit_columns`: the strip's
-   columns each digit read owns.
+   columns each digit read owns;
+6. `alone`: the probability that the steps read one digit and nothing else, for each digit (a
+   lone digit's second opinion: inference.Recognizer).
 """
 
 from __future__ import annotations
@@ -212,6 +214,17 @@ def digit_probs(readings: Sequence[np.ndarray], read: list[Digit]) -> np.ndarray
         logs.append(np.log(np.maximum(span_probs(probs, spans), 1e-30)))
     mean = np.exp(np.mean(logs, axis=0))
     return mean / mean.sum(axis=1, keepdims=True)
+
+
+def alone(probs: np.ndarray) -> np.ndarray:
+    """The probability that the (T, 11) step probabilities read digit d alone, summed over
+    its paths (blanks, d at one step or more, blanks), for each of the ten digits: (10,)."""
+    blank, digits = probs[:, BLANK].astype(np.float64), probs[:, 1:].astype(np.float64)
+    before, inside, after = blank[0], digits[0], np.zeros(10)  # paths before d, in it, past it
+    for t in range(1, len(probs)):
+        inside, after = (before + inside) * digits[t], (inside + after) * blank[t]
+        before = before * blank[t]
+    return inside + after
 
 
 def unread(read: list[Digit], steps: np.ndarray) -> float:

@@ -26,10 +26,12 @@ from mnist_paddle.digits import normalize
 from mnist_paddle.errors import UserError, first_line
 from mnist_paddle.fileio import atomic_path
 from mnist_paddle.serving import gpu
+from mnist_paddle.serving.ctc import alone
 from mnist_paddle.serving.debug import picture
 from mnist_paddle.serving.images import read_gray
 from mnist_paddle.serving.onnx import OnnxPredictor
 from mnist_paddle.serving.preprocess import NO_DIGIT, page_digit
+from mnist_paddle.serving.strip import WIDEN, frames_strip
 
 METADATA = "metadata.json"
 # 2: the SHA-256 of each file; 3: temperature, min_prob; 4: the line model alone reads numbers
@@ -38,6 +40,10 @@ TOP_K = 3
 RUNTIMES = ("paddle", "onnxruntime")
 # keys of metadata.json
 REQUIRED = ("files", "sha256", "input_shape", "normalize", "class_names", "temperature", "min_prob")
+# a lone digit the digit model gives less than SECOND_LOOK is the likeliest under both models,
+# the line model's log-probabilities counting LINE_WEIGHT beside its own (docs/accuracy.md)
+SECOND_LOOK = 0.85
+LINE_WEIGHT = 0.5
 
 
 def file_digest(path: Path) -> str:
@@ -115,6 +121,10 @@ class Recognizer:
     on one core for single images, which they run about twice as fast (0.1 against 0.2 ms here;
     tools/benchmark.py). Both give the same logits within 1e-5. `runtime="onnxruntime"` runs the
     export's `inference.onnx` (tools/export.py --onnx) through ONNX Runtime instead.
+
+    With Paddle Inference, an export with a line model (tools/train_numbers.py) has a third: the
+    line model (`line`, on one core), which numbers.py reads with, and which gives its opinion
+    on a lone digit the digit model doubts (`read_digits`).
     """
 
     def __init__(
@@ -144,6 +154,14 @@ class Recognizer:
             )
         else:
             self._create_paddle(device, threads, tensorrt, precision)
+        self.line = None
+        if runtime == "paddle" and "line_model" in self.meta["files"]:
+            line = [  # the line model's program and parameters
+                checked_file(self.model_dir, self.meta, f"line_{k}") for k in ("model", "params")
+            ]
+            # plain kernels on one thread: a strip is small, and the service runs a worker per core
+            config = gpu.gpu_config(*line) if device == "gpu" else cpu_config(*line, False, 1)
+            self.line = create_predictor(config, self.model_dir)
         self.normalize = self.meta["normalize"]
         self.class_names = self.meta["class_names"]
         # softmax(logits / temperature): probabilities fitted to held-out images at export
@@ -203,10 +221,29 @@ class Recognizer:
                     cv2.imwrite(str(tmp), picture(gray, page))
             found.append((i, digit))
         if found:
-            probs = self.digit_probabilities([digit for _, digit in found], batch_size)
-            for (i, _), p in zip(found, probs):
-                results[i] = {"path": str(paths[i]), **self.answer(p)}
+            probs, choices = self.read_digits([digit for _, digit in found], batch_size)
+            for (i, _), p, choice in zip(found, probs, choices):
+                results[i] = {"path": str(paths[i]), **self.answer(p, choice)}
         return results
+
+    def read_digits(
+        self, digits: list[np.ndarray], batch_size: int = 256
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The digit model's calibrated probabilities of (28, 28) digits, (N, classes), and the
+        class answered for each: its likeliest, or where it gives that less than SECOND_LOOK
+        (and the line model reads strips as this version makes them), the likeliest under both
+        models, the line model reading the digit as a one-frame strip (ctc.alone). The
+        probabilities stay the digit model's: an answer changed is as unsure as it was of it."""
+        probs = self.digit_probabilities(digits, batch_size)
+        choice = probs.argmax(axis=1)
+        if self.line is None or self.meta.get("line_model", {}).get("strip_widen") != WIDEN:
+            return probs, choice
+        for i in np.flatnonzero(probs.max(axis=1) < SECOND_LOOK):
+            pixels = np.ascontiguousarray(frames_strip([digits[i]])[None, None], np.float32)
+            line = alone(softmax(self.line.run(pixels)[0]))
+            both = np.log(np.maximum(probs[i], 1e-30)) + LINE_WEIGHT * np.log(line + 1e-300)
+            choice[i] = int(both.argmax())
+        return probs, choice
 
     def digit_probabilities(self, digits: list[np.ndarray], batch_size: int = 256) -> np.ndarray:
         """(28, 28) MNIST-like digits (`preprocess.load_digit`) -> (N, classes) calibrated
@@ -226,13 +263,15 @@ class Recognizer:
             logits.append(run(np.ascontiguousarray(batch, dtype=np.float32)))
         return np.concatenate(logits)
 
-    def answer(self, probs: np.ndarray) -> dict:
-        """{"digit", "prob", "sure", "top"} for one image's class probabilities."""
-        top = np.argsort(-probs)[:TOP_K]
+    def answer(self, probs: np.ndarray, choice: int | None = None) -> dict:
+        """{"digit", "prob", "sure", "top"} for one image's class probabilities: the likeliest
+        class, or the `choice` of `choices`, then the likeliest others."""
+        best = int(probs.argmax() if choice is None else choice)
+        top = [best, *[k for k in np.argsort(-probs) if k != best][: TOP_K - 1]]
         return {
-            "digit": int(self.class_names[top[0]]),
-            "prob": round(float(probs[top[0]]), 4),
-            "sure": bool(probs[top[0]] >= self.min_prob),
+            "digit": int(self.class_names[best]),
+            "prob": round(float(probs[best]), 4),
+            "sure": bool(probs[best] >= self.min_prob),
             "top": [
                 {"digit": int(self.class_names[k]), "prob": round(float(probs[k]), 4)} for k in top
             ],

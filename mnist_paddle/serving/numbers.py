@@ -37,7 +37,6 @@ import cv2
 import numpy as np
 
 from mnist_paddle.errors import UserError
-from mnist_paddle.serving import gpu
 from mnist_paddle.serving.ctc import (
     Candidate,
     candidates,
@@ -50,9 +49,6 @@ from mnist_paddle.serving.ctc import (
 )
 from mnist_paddle.serving.inference import (
     Recognizer,
-    checked_file,
-    cpu_config,
-    create_predictor,
     read_metadata,
     softmax,
 )
@@ -128,15 +124,12 @@ class NumberReader:
             )
         # fitted by the number stage's check (None only during that check)
         self.calibration = self.meta.get("line_model", {}).get("calibration")
-        files = [checked_file(self.model_dir, self.meta, f"line_{k}") for k in ("model", "params")]
-        # plain kernels on one thread: a strip is small, and the service runs a worker per core
-        config = gpu.gpu_config(*files) if device == "gpu" else cpu_config(*files, False, 1)
-        self.predictor = create_predictor(config, self.model_dir)
-        self.digit_model = Recognizer(self.model_dir, device)
+        self.digit_model = Recognizer(self.model_dir, device)  # with the line model
 
     def logits(self, pixels: np.ndarray) -> np.ndarray:
         """A strip's pixels (HEIGHT, W) -> (W / STRIDE, 11) logits: blank and the ten digits."""
-        return self.predictor.run(np.ascontiguousarray(pixels[None, None], np.float32))[0]
+        pixels = np.ascontiguousarray(pixels[None, None], np.float32)
+        return self.digit_model.line.run(pixels)[0]
 
     def reading(self, gray: np.ndarray) -> Reading | None:
         """The digits of the number in the gray image `gray`, or None when it has no ink: in

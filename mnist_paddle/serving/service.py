@@ -50,8 +50,7 @@ from mnist_paddle.serving.numbers import NumberReader
 from mnist_paddle.serving.preprocess import NO_DIGIT, page_digit
 
 PAGE = Path(__file__).with_name("page.html")
-# Requests of single digits up to this many pixels in all are answered on the event loop: a
-# 512x512 image takes a few milliseconds to preprocess, a 280x280 canvas about 0.5 ms.
+# single-digit requests this small are answered on the event loop (a 280x280 canvas: 0.5 ms)
 SMALL_REQUEST = 512 * 512
 OPTIONS = ("number", "seen", "page")  # of a request: JSON true, or form field 1
 SETTINGS = "MNIST_PADDLE_SERVE"  # environment variable: the settings of worker processes (JSON)
@@ -237,9 +236,10 @@ def _recognize(
         with lock or contextlib.nullcontext():
             if cancelled.is_set():  # it may have waited for the lock past its time limit
                 return None
-            probs = recognizer.digit_probabilities([digits[i] for i in found])
-        for i, p in zip(found, probs):
-            results[i] |= {**recognizer.answer(p), "probs": [round(x, 4) for x in p.tolist()]}
+            probs, choices = recognizer.read_digits([digits[i] for i in found])
+        for i, p, choice in zip(found, probs, choices):
+            shown = [round(x, 4) for x in p.tolist()]
+            results[i] |= {**recognizer.answer(p, choice), "probs": shown}
             if options["seen"]:
                 results[i]["seen"] = _png_data_url(digits[i])
     return results
