@@ -323,10 +323,10 @@ def test_each_digit_is_the_likeliest_under_both_models(number_export, monkeypatc
 
 
 def test_a_lone_digit_the_digit_model_doubts_is_read_by_both_models(number_export, monkeypatch):
-    """A lone digit the digit model is not sure of is read by the line model too, as a strip of
-    one frame: the digit model leans to 1 (0.5) over 7 (0.4), the line model reads a 7, and the
-    answer is 7, with the digit model's probability of it, unsure, the 1 next. A digit the digit
-    model is sure of is not read again."""
+    """A lone digit the digit model doubts (its likeliest under SECOND_LOOK) is read by the line
+    model too, as a strip of one frame: the digit model leans to 1 (0.5) over 7 (0.4), the line
+    model reads a 7, and the answer is 7, with the digit model's probability of it, unsure, the
+    1 next. A digit the digit model is sure of is not read again."""
     recognizer = Recognizer(number_export)
     doubt = np.full(10, 0.1 / 8)
     doubt[[1, 7]] = 0.5, 0.4

@@ -265,7 +265,7 @@ class Recognizer:
 
     def answer(self, probs: np.ndarray, choice: int | None = None) -> dict:
         """{"digit", "prob", "sure", "top"} for one image's class probabilities: the likeliest
-        class, or the `choice` of `choices`, then the likeliest others."""
+        class, or the `choice` of `read_digits`, then the likeliest others."""
         best = int(probs.argmax() if choice is None else choice)
         top = [best, *[k for k in np.argsort(-probs) if k != best][: TOP_K - 1]]
         return {
