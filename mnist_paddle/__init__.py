@@ -9,6 +9,7 @@ Three rooms and what they share:
 
     digits      the input shape, the classes and the normalization everybody agrees on
     cli         what the command-line tools share: quiet logs, config arguments, one-line errors
+    cpu         MKL's fast code on AMD processors, asked for when the package is imported
     errors      UserError, the one exception for mistakes a user can fix
     fileio      writes that never leave a half-written file
 
@@ -19,5 +20,9 @@ through the deployed predictor); `bench` anything. tests/test_layout.py holds th
 
 Importing the package imports no Paddle: the tools quiet Paddle's logging before it loads.
 """
+
+from mnist_paddle.cpu import use_fast_mkl
+
+use_fast_mkl()
 
 __version__ = "0.1.0"

@@ -9,7 +9,7 @@ from conftest import ROOT, run_tool
 
 PACKAGE = ROOT / "mnist_paddle"
 SHARED = {"mnist_paddle", "mnist_paddle.cli", "mnist_paddle.errors", "mnist_paddle.fileio"}
-SHARED |= {"mnist_paddle.digits"}
+SHARED |= {"mnist_paddle.digits", "mnist_paddle.cpu"}
 
 # subpackage -> the package modules it may import (a name, or a prefix ending in '.')
 MAY_IMPORT = {

@@ -1,0 +1,46 @@
+"""MKL's AVX2 code asked for on AMD processors only (mnist_paddle/cpu.py)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import ROOT
+
+from mnist_paddle.cpu import AVX2, MKL_PATH, mkl_path, use_fast_mkl
+
+
+def cpuinfo(vendor: str, flags: str, processors: int = 2) -> str:
+    block = f"processor\t: {{}}\nvendor_id\t: {vendor}\ncpu family\t: 25\nflags\t\t: {flags}\n"
+    return "\n".join(block.format(i) for i in range(processors))
+
+
+def test_avx2_is_asked_for_on_an_amd_processor_that_has_it():
+    assert mkl_path(cpuinfo("AuthenticAMD", "fpu sse2 avx avx2 fma")) == AVX2
+    assert mkl_path(cpuinfo("AuthenticAMD", "fpu sse2 avx")) is None  # no AVX2: MKL's choice
+    assert mkl_path(cpuinfo("GenuineIntel", "fpu sse2 avx avx2 avx512f")) is None
+    assert mkl_path("") is None
+
+
+def test_a_value_in_the_environment_stands_and_a_missing_file_sets_nothing(tmp_path, monkeypatch):
+    amd = tmp_path / "cpuinfo"
+    amd.write_text(cpuinfo("AuthenticAMD", "avx avx2"))
+    monkeypatch.delenv(MKL_PATH, raising=False)
+    use_fast_mkl(tmp_path / "missing")
+    assert MKL_PATH not in os.environ
+    use_fast_mkl(amd)
+    assert os.environ[MKL_PATH] == AVX2
+    monkeypatch.setenv(MKL_PATH, "2")
+    use_fast_mkl(amd)
+    assert os.environ[MKL_PATH] == "2"
+
+
+def test_importing_the_package_asks_for_it_on_this_machine():
+    env = {k: v for k, v in os.environ.items() if k != MKL_PATH}
+    script = f"import os, mnist_paddle; print(os.environ.get({MKL_PATH!r}, ''))"
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    info = Path("/proc/cpuinfo")
+    expected = mkl_path(info.read_text()) if info.exists() else None
+    assert done.stdout.strip() == (expected or "")
