@@ -7,11 +7,14 @@ from pathlib import Path
 
 from conftest import ROOT
 
-from mnist_paddle.cpu import AVX2, MKL_PATH, mkl_path, use_fast_mkl
+from mnist_paddle.cpu import AVX2, MKL_PATH, describe, mkl_path, read_cpuinfo, use_fast_mkl
 
 
 def cpuinfo(vendor: str, flags: str, processors: int = 2) -> str:
-    block = f"processor\t: {{}}\nvendor_id\t: {vendor}\ncpu family\t: 25\nflags\t\t: {flags}\n"
+    block = (
+        f"processor\t: {{}}\nvendor_id\t: {vendor}\ncpu family\t: 25\nmodel\t\t: 1\n"
+        f"model name\t: AMD EPYC\nflags\t\t: {flags}\n"
+    )
     return "\n".join(block.format(i) for i in range(processors))
 
 
@@ -44,3 +47,22 @@ def test_importing_the_package_asks_for_it_on_this_machine():
     info = Path("/proc/cpuinfo")
     expected = mkl_path(info.read_text()) if info.exists() else None
     assert done.stdout.strip() == (expected or "")
+
+
+def test_a_benchmark_names_the_processor_fully(monkeypatch):
+    """describe: the first processor's name, maker, family, model and widest vector code, and
+    the MKL path in the environment; a machine without /proc/cpuinfo gives blanks."""
+    monkeypatch.setenv(MKL_PATH, AVX2)
+    amd = describe(cpuinfo("AuthenticAMD", "fpu sse4_2 avx avx2 fma"))
+    assert amd == {
+        "name": "AMD EPYC",
+        "vendor": "AuthenticAMD",
+        "family": "25",
+        "model": "1",
+        "isa": "AVX2",
+        "mkl_path": AVX2,
+    }
+    monkeypatch.delenv(MKL_PATH)
+    intel = describe(cpuinfo("GenuineIntel", "avx avx2 avx512f avx512bw"))
+    assert intel["isa"] == "AVX-512" and intel["mkl_path"] is None
+    assert describe(read_cpuinfo(Path("/nonexistent/cpuinfo")))["name"] is None

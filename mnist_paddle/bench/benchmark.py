@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 import paddle
 
+from mnist_paddle import cpu
 from mnist_paddle.bench import profiles, report, training
 from mnist_paddle.bench.loadtest import bench_service
 from mnist_paddle.bench.numbers import time_number
@@ -168,15 +169,9 @@ def environment() -> dict:
             versions[module] = __import__(module).__version__
         except ImportError:
             versions[module] = None
-    cpu = platform.processor()
-    if Path("/proc/cpuinfo").exists():
-        names = [
-            line
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ]
-        cpu = names[0].split(":", 1)[1].strip() if names else cpu
-    return {"cores": os.cpu_count(), "cpu": cpu, "versions": versions}
+    processor = cpu.describe(cpu.read_cpuinfo())
+    name = processor.pop("name") or platform.processor()
+    return {"cores": os.cpu_count(), "cpu": name, "processor": processor, "versions": versions}
 
 
 def run(

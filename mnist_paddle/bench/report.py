@@ -36,11 +36,20 @@ def ratios(r: dict) -> dict:
 def to_markdown(r: dict) -> str:
     env = r["environment"]
     lines = [
-        f"{env['cores']} cores ({env['cpu']}); "
+        f"{env['cores']} cores ({_processor(env)}); "
         + ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v),
     ]
     lines += _training(r) + _race(r) + _inference(r) + _profiles(r) + _service(r) + _commands(r)
     return "\n".join(lines) + "\n"
+
+
+def _processor(env: dict) -> str:
+    """The processor's name, maker, family and model, widest vector instructions, and the MKL
+    code path asked for, as far as the results say."""
+    p = env.get("processor") or {}
+    maker = p.get("vendor") and f"{p['vendor']} family {p['family']} model {p['model']}"
+    mkl = p.get("mkl_path") and f"MKL_DEBUG_CPU_TYPE={p['mkl_path']}"
+    return ", ".join(str(part) for part in (env["cpu"], maker, p.get("isa"), mkl) if part)
 
 
 def _training(r: dict) -> list[str]:
