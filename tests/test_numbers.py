@@ -107,17 +107,21 @@ def test_the_beam_says_how_much_of_it_the_reading_holds():
 
 def test_a_beam_wide_enough_finds_the_likeliest_reading_of_all_paths():
     """With every prefix kept, the beam's reading and its share are those of the reading whose
-    paths, of all 11^3 paths through 3 steps counted one by one, hold the most probability."""
+    paths, of all 11^3 paths through 3 steps counted one by one, hold the most probability; and
+    so with a step where no digit is followed (blank nearly sure) among them."""
     import itertools
 
-    for seed in range(3):
+    blank_step = np.r_[1 - 9e-5, np.full(10, 1e-5)]
+    for seed in range(4):
         p = np.random.default_rng(seed).dirichlet(np.full(11, 0.5), 3)
+        if seed == 3:
+            p = np.insert(p, 1, blank_step, axis=0)
         # a digit the beam never follows at a step counts nowhere (blank is always followed)
         p[:, 1:] = np.where(p[:, 1:] > ctc.UNLIKELY, p[:, 1:], 0.0)
         readings: dict[tuple, float] = {}
-        for path in itertools.product(range(11), repeat=3):
+        for path in itertools.product(range(11), repeat=len(p)):
             spelt = tuple(c - 1 for k, c in enumerate(path) if c and (k == 0 or path[k - 1] != c))
-            readings[spelt] = readings.get(spelt, 0.0) + np.prod(p[np.arange(3), path])
+            readings[spelt] = readings.get(spelt, 0.0) + np.prod(p[np.arange(len(p)), path])
         best = max(readings, key=readings.get)
         digits, share = ctc.beam_search(p, width=10_000)[0]
         assert digits == best
@@ -136,17 +140,23 @@ def test_two_alike_with_a_weak_blank_between_are_two():
 
 
 def test_a_readings_likelihood_sums_all_its_paths():
-    """The forward pass against every path of 4 steps spelling the digits, counted one by one."""
+    """The forward pass against every path of 4 steps spelling the digits, counted one by one;
+    readings of different lengths side by side (padded) score as they do alone."""
     import itertools
 
     p = np.random.default_rng(0).dirichlet(np.ones(11), 4)
-    for digits in ([3], [3, 3], [1, 2, 1], []):
+    readings = ([3], [3, 3], [1, 2, 1], [])
+    totals = []
+    for digits in readings:
         total = 0.0
         for path in itertools.product(range(11), repeat=4):
             spelt = [c - 1 for k, c in enumerate(path) if c and (k == 0 or path[k - 1] != c)]
             if spelt == digits:
                 total += np.prod(p[np.arange(4), path])
         assert ctc.log_likelihood(p, digits) == pytest.approx(np.log(total))
+        totals.append(total)
+    assert ctc.log_likelihoods(p, readings) == pytest.approx(np.log(totals))
+    assert ctc.log_likelihoods(p, readings[::-1]) == pytest.approx(np.log(totals[::-1]))
 
 
 def test_a_lone_digits_probability_sums_its_paths():

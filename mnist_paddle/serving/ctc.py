@@ -75,8 +75,7 @@ def candidates(probs: np.ndarray, others: Sequence[np.ndarray] = ()) -> list[Can
     found = list(dict.fromkeys([*likely, *(_greedy(other) for other in others)]))
     if len(found) == 1:
         return [Candidate(list(found[0]), 0.0, first)]
-    views = [probs, *others]
-    scores = [[log_likelihood(view, c) for view in views] for c in found]
+    scores = np.array([log_likelihoods(view, found) for view in [probs, *others]]).T.tolist()
     best = max(sum(s) for s in scores)
     kept = [
         Candidate(list(c), sum(s), first * math.exp(min(0.0, s[0] - scores[0][0])))
@@ -121,6 +120,12 @@ def beam_search(probs: np.ndarray, width: int = BEAM) -> list[tuple[tuple[int, .
     beams: dict[tuple, list[float]] = {(): [1.0, 0.0]}
     for p in probs.tolist():  # Python floats: a step's few sums cost less than numpy's calls
         likely = [(c, q) for c, q in enumerate(p) if c != BLANK and q > UNLIKELY]
+        if not likely:  # a blank step: every prefix stays, none grows
+            stay = [(prefix, (blank + last) * p[BLANK]) for prefix, (blank, last) in beams.items()]
+            stay.sort(key=lambda item: -item[1])
+            total = sum(q for _, q in stay) or 1.0
+            beams = {prefix: [q / total, 0.0] for prefix, q in stay}
+            continue
         grown: defaultdict[tuple, list[float]] = defaultdict(lambda: [0.0, 0.0])
         for prefix, (blank, last) in beams.items():
             grown[prefix][0] += (blank + last) * p[BLANK]
@@ -141,18 +146,32 @@ def beam_search(probs: np.ndarray, width: int = BEAM) -> list[tuple[tuple[int, .
 def log_likelihood(probs: np.ndarray, digits) -> float:
     """The log-probability of `digits` summed over all their paths through the (T, 11) steps
     (CTC's forward pass over the states blank, digit, blank, digit, ..., blank)."""
-    if not len(digits):  # blank all the way
-        return float(np.log(np.maximum(probs[:, BLANK], 1e-30)).sum())
-    log_p, skip = _states(probs, digits)
-    score = np.full(len(skip), -np.inf)
-    score[:2] = log_p[0, :2]
-    skips = skip[2:]
+    return float(log_likelihoods(probs, [digits])[0])
+
+
+def log_likelihoods(probs: np.ndarray, readings: Sequence) -> np.ndarray:
+    """`log_likelihood` of each of `readings` (digit sequences) through the same (T, 11) steps,
+    their forward passes side by side: (len(readings),). The shorter ones' states are padded
+    with impossible ones after their last blank, which no path of theirs can reach."""
+    lengths = np.array([len(digits) for digits in readings])
+    states = np.zeros((len(readings), 2 * lengths.max(initial=0) + 1), int)
+    for row, digits in zip(states, readings):
+        row[1 : 2 * len(digits) : 2] = np.asarray(digits, int) + 1
+    skip = np.zeros(states.shape, bool)
+    skip[:, 3::2] = states[:, 3::2] != states[:, 1:-2:2]
+    log_p = np.log(np.maximum(probs[:, states], 1e-30))  # (T, readings, states)
+    log_p[:, np.arange(states.shape[1]) > 2 * lengths[:, None]] = -np.inf
+    score = np.full(states.shape, -np.inf)
+    score[:, :2] = log_p[0, :, :2]
+    skips = skip[:, 2:]
     for t in range(1, len(probs)):  # slices, not np.r_: a step's few small sums cost less
         step = score.copy()
-        step[1:] = np.logaddexp(score[1:], score[:-1])
-        step[2:] = np.where(skips, np.logaddexp(step[2:], score[:-2]), step[2:])
+        step[:, 1:] = np.logaddexp(score[:, 1:], score[:, :-1])
+        step[:, 2:] = np.where(skips, np.logaddexp(step[:, 2:], score[:, :-2]), step[:, 2:])
         score = step + log_p[t]
-    return float(np.logaddexp.reduce(score[-2:]))
+    rows = np.arange(len(readings))
+    last_digit = np.where(lengths > 0, score[rows, np.maximum(2 * lengths - 1, 0)], -np.inf)
+    return np.logaddexp(score[rows, 2 * lengths], last_digit)  # ending on a blank or a digit
 
 
 def _states(probs: np.ndarray, digits) -> tuple[np.ndarray, np.ndarray]:
