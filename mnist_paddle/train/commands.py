@@ -83,6 +83,7 @@ def _in_processes(command: str, cfg, argv: list[str] | None, verbose: bool) -> b
     if processes == 1 or paddle.distributed.ParallelEnv().nranks > 1:
         return False
     work = Path(tempfile.mkdtemp(prefix=f"{command}-"))
+    print(f"{command}: starting {processes} data-parallel processes", flush=True)
     args = ["-m", __name__, command, *(sys.argv[1:] if argv is None else argv)]
     code = run_launched(processes, args, work, verbose)
     if code != 0:  # its logs stay for a look

@@ -28,6 +28,7 @@ from mnist_paddle.errors import UserError
 from mnist_paddle.train import synth
 from mnist_paddle.train.config import AugmentConfig, Config
 from mnist_paddle.train.data import mnist_arrays
+from mnist_paddle.train.rundir import say
 
 # The validation images are the same ones whatever the training seed, so runs compare fairly.
 VAL_SPLIT_SEED = 0
@@ -74,6 +75,7 @@ def load_data(cfg: Config) -> Data:
 def typeset_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """synth.typeset_digits(count, seed). In a data-parallel run each process typesets its
     share and gathers the others', so the digits take 1/n of the time."""
+    say(f"typesetting {count:,} digits in the training fonts")  # 10-20 s on two cores
     env = paddle.distributed.ParallelEnv()
     if env.nranks == 1:
         return synth.typeset_digits(count, seed)
