@@ -107,8 +107,9 @@ def test_the_beam_says_how_much_of_it_the_reading_holds():
 
 def test_a_beam_wide_enough_finds_the_likeliest_reading_of_all_paths():
     """With every prefix kept, the beam's reading and its share are those of the reading whose
-    paths, of all 11^3 paths through 3 steps counted one by one, hold the most probability; and
-    so with a step where no digit is followed (blank nearly sure) among them."""
+    paths, of all 11^T paths through the T steps counted one by one, hold the most probability:
+    three random steps, and three with a step where no digit is followed (blank nearly sure)
+    among them."""
     import itertools
 
     blank_step = np.r_[1 - 9e-5, np.full(10, 1e-5)]
