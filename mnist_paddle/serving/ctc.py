@@ -151,17 +151,10 @@ def log_likelihood(probs: np.ndarray, digits) -> float:
 
 def log_likelihoods(probs: np.ndarray, readings: Sequence) -> np.ndarray:
     """`log_likelihood` of each of `readings` (digit sequences) through the same (T, 11) steps,
-    their forward passes side by side: (len(readings),). The shorter ones' states are padded
-    with impossible ones after their last blank, which no path of theirs can reach."""
+    their forward passes side by side: (len(readings),)."""
     lengths = np.array([len(digits) for digits in readings])
-    states = np.zeros((len(readings), 2 * lengths.max(initial=0) + 1), int)
-    for row, digits in zip(states, readings):
-        row[1 : 2 * len(digits) : 2] = np.asarray(digits, int) + 1
-    skip = np.zeros(states.shape, bool)
-    skip[:, 3::2] = states[:, 3::2] != states[:, 1:-2:2]
-    log_p = np.log(np.maximum(probs[:, states], 1e-30))  # (T, readings, states)
-    log_p[:, np.arange(states.shape[1]) > 2 * lengths[:, None]] = -np.inf
-    score = np.full(states.shape, -np.inf)
+    log_p, skip = _states(probs, readings)
+    score = np.full(skip.shape, -np.inf)
     score[:, :2] = log_p[0, :, :2]
     skips = skip[:, 2:]
     for t in range(1, len(probs)):  # slices, not np.r_: a step's few small sums cost less
@@ -174,15 +167,21 @@ def log_likelihoods(probs: np.ndarray, readings: Sequence) -> np.ndarray:
     return np.logaddexp(score[rows, 2 * lengths], last_digit)  # ending on a blank or a digit
 
 
-def _states(probs: np.ndarray, digits) -> tuple[np.ndarray, np.ndarray]:
-    """The path states of `digits` (blank, digit, blank, digit, ..., blank): each step's log
-    probability of each state, (T, S), and which states a path may reach by skipping the blank
-    before them (between two different digits)."""
-    states = np.zeros(2 * len(digits) + 1, int)
-    states[1::2] = np.asarray(digits, int) + 1
-    skip = np.zeros(len(states), bool)
-    skip[3::2] = states[3::2] != states[1:-2:2]
-    return np.log(np.maximum(probs[:, states], 1e-30)), skip
+def _states(probs: np.ndarray, readings: Sequence) -> tuple[np.ndarray, np.ndarray]:
+    """The path states of each of `readings` (blank, digit, blank, digit, ..., blank): each
+    step's log probability of each reading's states, (T, readings, S), and which states a path
+    may reach by skipping the blank before them (between two different digits), (readings, S).
+    The shorter readings' states are padded after their last blank with impossible ones, which
+    no path of theirs can reach."""
+    lengths = np.array([len(digits) for digits in readings])
+    states = np.zeros((len(readings), 2 * lengths.max(initial=0) + 1), int)
+    for row, digits in zip(states, readings):
+        row[1 : 2 * len(digits) : 2] = np.asarray(digits, int) + 1
+    skip = np.zeros(states.shape, bool)
+    skip[:, 3::2] = states[:, 3::2] != states[:, 1:-2:2]
+    log_p = np.log(np.maximum(probs[:, states], 1e-30))
+    log_p[:, np.arange(states.shape[1]) > 2 * lengths[:, None]] = -np.inf
+    return log_p, skip
 
 
 def align(probs: np.ndarray, digits: list[int]) -> list[Digit]:
@@ -190,7 +189,8 @@ def align(probs: np.ndarray, digits: list[int]) -> list[Digit]:
     over the states blank, digit, blank, digit, ..., blank)."""
     if not digits:
         return []
-    log_p, skip = _states(probs, digits)
+    log_p, skip = _states(probs, [digits])
+    log_p, skip = log_p[:, 0], skip[0]
     states = len(skip)
     score = np.full(states, -np.inf)
     score[:2] = log_p[0, :2]
